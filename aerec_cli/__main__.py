@@ -1,0 +1,3 @@
+from aerec_cli.cli import main
+
+main()

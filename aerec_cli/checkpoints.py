@@ -1,0 +1,152 @@
+"""Runs on disk: ``HOME/runs/RUN/`` with weights in safetensors and everything else as JSON/CSV.
+
+Nothing here ever unpickles: tensors come from safetensors, the rest from JSON and CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from aerec_cli import fileio
+from aerec_cli.errors import AerecError
+from aerec_cli.models import RatingAutoencoder, build_model
+
+WEIGHTS, CONFIG, HISTORY, METRICS = "model.safetensors", "config.json", "history.csv", "metrics.json"
+
+
+@dataclass
+class Run:
+    name: str
+    path: Path
+    config: dict
+    metrics: dict
+
+    @property
+    def dataset(self) -> str:
+        return self.config["dataset"]
+
+    def history(self) -> list[dict]:
+        with open(self.path / HISTORY, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    def load_model(self, device: torch.device) -> RatingAutoencoder:
+        model = build_model(self.config["model"])
+        try:
+            state = load_file(self.path / WEIGHTS, device="cpu")
+            model.load_state_dict(state, strict=True)
+        except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+            raise AerecError(
+                f"the weights of run {self.name} cannot be loaded ({_first_line(exc)}); "
+                "the checkpoint is damaged or does not match its config: train again"
+            ) from exc
+        return model.to(device).eval()
+
+    def update_metrics(self, **entries) -> None:
+        self.metrics.update(entries)
+        fileio.write_json(self.path / METRICS, self.metrics)
+
+
+def new_run_name(home: Path, dataset: str, kind: str) -> str:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{dataset}-{kind}-{stamp}"
+    name, n = base, 2
+    while (home / "runs" / name).exists():
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+def check_run_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise AerecError(f"run name {name!r} may hold only letters, digits, '.', '_', '-'")
+    return name
+
+
+def save_run(
+    home: Path,
+    name: str,
+    model: RatingAutoencoder,
+    config: dict,
+    history: list[dict],
+    metrics: dict,
+    replace: bool = False,
+) -> Run:
+    """Write a whole run folder at once (staged, then renamed into place)."""
+    target = home / "runs" / check_run_name(name)
+    if target.exists() and not replace:
+        raise AerecError(f"run {name} already exists; pick another --run name")
+    config = {**config, "model": model.spec(), "created": _now()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with fileio.staged_folder(target, replace=replace) as folder:
+        fileio.write_bytes(folder / WEIGHTS, save(state, metadata={"kind": model.kind}))
+        fileio.write_json(folder / CONFIG, config)
+        fileio.write_text(folder / HISTORY, _history_csv(history))
+        fileio.write_json(folder / METRICS, metrics)
+    return Run(name, target, config, metrics)
+
+
+def _history_csv(history: list[dict]) -> str:
+    fields = list(dict.fromkeys(key for row in history for key in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return out.getvalue()
+
+
+def list_runs(home: Path) -> list[Run]:
+    """Every readable run, oldest first."""
+    root = home / "runs"
+    runs = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if folder.name.startswith(".") or not (folder / CONFIG).is_file():
+            continue
+        try:
+            runs.append(_read_run(folder))
+        except AerecError:
+            continue
+    return sorted(runs, key=lambda r: r.config.get("created", ""))
+
+
+def load_run(home: Path, name: str | None = None) -> Run:
+    if name is None:
+        runs = list_runs(home)
+        if not runs:
+            raise AerecError(f"no trained run in {home}; train one first: aerec train")
+        return runs[-1]
+    folder = home / "runs" / name
+    if not (folder / CONFIG).is_file():
+        known = ", ".join(r.name for r in list_runs(home)[-5:]) or "none"
+        raise AerecError(f"no run named {name!r} in {home} (latest: {known}); see aerec runs")
+    return _read_run(folder)
+
+
+def _read_run(folder: Path) -> Run:
+    try:
+        config = fileio.read_json(folder / CONFIG)
+        metrics = fileio.read_json(folder / METRICS) if (folder / METRICS).is_file() else {}
+        if not isinstance(config, dict) or "model" not in config or "dataset" not in config:
+            raise ValueError("config.json lacks model or dataset")
+    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        raise AerecError(
+            f"run {folder.name} is damaged ({_first_line(exc)}); train it again"
+        ) from exc
+    return Run(folder.name, folder, config, metrics)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -1,0 +1,63 @@
+"""Pick the torch device: CUDA, then Apple MPS, then CPU, unless the user names one."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import torch
+
+from aerec_cli.errors import AerecError
+
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
+
+
+def select_device(spec: str | None = "auto") -> torch.device:
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if match := re.fullmatch(r"cuda(?::(\d+))?", spec):
+        if not torch.cuda.is_available():
+            raise AerecError(
+                f"--device {spec}: no CUDA GPU is available to this torch build; "
+                "use --device cpu or --device auto"
+            )
+        index = int(match.group(1) or 0)
+        if index >= torch.cuda.device_count():
+            raise AerecError(
+                f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present "
+                f"(cuda:0..cuda:{torch.cuda.device_count() - 1})"
+            )
+        return torch.device("cuda", index)
+    if spec == "mps":
+        if not _mps_available():
+            raise AerecError("--device mps: Apple MPS is not available here; use --device auto")
+        return torch.device("mps")
+    raise AerecError(f"--device {spec!r} is not a device; choose {DEVICE_CHOICES}")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (affinity-aware, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def configure_threads(threads: int | None) -> int:
+    threads = threads or available_cpus()
+    if threads < 1:
+        raise AerecError(f"--threads must be at least 1, not {threads}")
+    torch.set_num_threads(threads)
+    return threads

@@ -1,0 +1,45 @@
+"""A rich progress display for training epochs (stderr), fed by the training callback."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class EpochProgress:
+    def __init__(self, console: Console, epochs: int, enabled: bool = True):
+        self.epochs = epochs
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  val RMSE {task.fields[val]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not enabled,
+            transient=False,
+        )
+        self.task = None
+        self.phase = None
+
+    def __enter__(self) -> EpochProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def update(self, row: dict) -> None:
+        phase = (row["phase"], row.get("layer", ""))
+        if phase != self.phase:
+            self.phase = phase
+            label = "train" if row["phase"] == "train" else f"{row['phase']} layer {row['layer']}"
+            total = row.get("epochs_total", self.epochs)
+            self.task = self.progress.add_task(label, total=total, loss="-", val="-")
+        val = row.get("val_rmse")
+        self.progress.update(
+            self.task,
+            completed=row["epoch"],
+            loss=f"{row['train_loss']:.4f}",
+            val="-" if val in (None, "") else f"{val:.4f}",
+        )

@@ -1,0 +1,272 @@
+"""The dataset store: ``HOME/datasets/NAME/`` holds the split rating matrices and id maps.
+
+Layout of one dataset folder (written whole under a temp name, then renamed into place):
+
+- ``train.npz``, ``test.npz``: scipy CSR, users x items, float32, 0 = unrated
+- ``users.csv``: raw user id of each matrix row
+- ``items.csv``: raw item id, title and genres of each matrix column
+- ``meta.json``: format version, source and its sha256, counts, rating scale, split, time
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from aerec_cli import __version__, downloads, fileio, formats, sample, splits
+from aerec_cli.errors import AerecError
+
+FORMAT_VERSION = 1
+KNOWN_NAMES = sorted(downloads.KNOWN_DATASETS)
+
+
+def default_home() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("aerec", appauthor=False))
+
+
+@dataclass
+class Dataset:
+    """A stored dataset: the train/test matrices and what their rows and columns are."""
+
+    name: str
+    path: Path
+    train: sp.csr_matrix
+    test: sp.csr_matrix
+    user_ids: np.ndarray  # raw ids (str) of the matrix rows
+    items: pd.DataFrame  # item (raw id), title, genres of the matrix columns
+    meta: dict
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        return self.items["item"].to_numpy()
+
+    @property
+    def rating_scale(self) -> tuple[float, float]:
+        low, high = self.meta["rating_scale"]
+        return float(low), float(high)
+
+    @property
+    def meta_hash(self) -> str:
+        """Fingerprint of this dataset version; a run records it to detect a re-ingest."""
+        return hashlib.sha256((self.path / "meta.json").read_bytes()).hexdigest()
+
+    def user_index(self, raw_id: str) -> int:
+        index = _index_of(self.user_ids, raw_id)
+        if index is None:
+            raise AerecError(
+                f"unknown user id {raw_id!r} in dataset {self.name} "
+                f"(ids run {self.user_ids[0]}..{self.user_ids[-1]}, {len(self.user_ids):,} users); "
+                f"list them with: aerec users --data {self.name}"
+            )
+        return index
+
+
+def _index_of(ids: np.ndarray, raw_id: str) -> int | None:
+    hits = np.flatnonzero(ids == str(raw_id).strip())
+    return int(hits[0]) if len(hits) else None
+
+
+# --- ingest ------------------------------------------------------------------------------
+
+
+def ingest(
+    source: str,
+    home: Path,
+    name: str | None = None,
+    force: bool = False,
+    split: str = "random",
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    columns: str | None = None,
+    sep: str | None = None,
+    skip_bad_lines: bool = False,
+) -> tuple[Dataset, list[str]]:
+    """Read ``source``, split it, and store it as ``HOME/datasets/NAME``. Returns warnings too."""
+    name = name or _name_from_source(source)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise AerecError(f"dataset name {name!r} may hold only letters, digits, '.', '_', '-'")
+    target = home / "datasets" / name
+    if target.exists() and not force:
+        raise AerecError(f"dataset {name} already exists at {target}; pass --force to replace it")
+    table, source_path = _read(source, home, columns, sep, skip_bad_lines)
+    train_df, test_df, split_info = _split(table, split, test_fraction, seed)
+    digest = _source_digest(source_path, table)
+    with fileio.staged_folder(target, replace=force) as folder:
+        meta = _write_dataset(folder, name, table, train_df, test_df, split_info, source, digest)
+    return load(home, name), table.warnings + meta.get("warnings", [])
+
+
+def _read(source: str, home: Path, columns, sep, skip_bad_lines):
+    if source == "sample":
+        return sample.sample_table(), None
+    if source in downloads.KNOWN_DATASETS and not Path(source).exists():
+        source_path = downloads.fetch(source, home / "cache")
+    else:
+        source_path = Path(source).expanduser()
+    return formats.read_source(source_path, columns, sep, skip_bad_lines), source_path
+
+
+def _split(table: formats.RatingsTable, method: str, test_fraction: float, seed: int):
+    if method in table.predefined_splits:
+        train_df, test_df = table.predefined_splits[method]()
+        return train_df, test_df, {"method": method}
+    if method not in splits.SPLIT_METHODS:
+        named = sorted(table.predefined_splits)
+        choices = ", ".join(splits.SPLIT_METHODS + named)
+        raise AerecError(f"unknown split {method!r} for this source; choose one of: {choices}")
+    mask = splits.test_mask(table.ratings, method, test_fraction, seed)
+    info = {"method": method, "test_fraction": test_fraction, "seed": seed}
+    return table.ratings[~mask], table.ratings[mask], info
+
+
+def _name_from_source(source: str) -> str:
+    if source == "sample" or source in downloads.KNOWN_DATASETS:
+        return source
+    path = Path(source).expanduser()
+    stem = path.name[: -len(".zip")] if path.name.lower().endswith(".zip") else path.stem
+    if path.is_file() and stem.lower() in {"u", "ratings", "data", "u.data"}:
+        stem = path.resolve().parent.name or stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "dataset"
+
+
+def _source_digest(path: Path | None, table: formats.RatingsTable) -> str:
+    if path is None:
+        data = table.ratings.to_csv(index=False).encode()
+        return hashlib.sha256(data).hexdigest()
+    if path.is_file():
+        return downloads.file_digest(path)
+    digest = hashlib.sha256()
+    for member in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(member.relative_to(path).as_posix().encode())
+        digest.update(downloads.file_digest(member).encode())
+    return digest.hexdigest()
+
+
+def _sorted_ids(values: pd.Series) -> np.ndarray:
+    unique = pd.unique(values.astype(str))
+    numeric = pd.to_numeric(pd.Series(unique), errors="coerce")
+    if numeric.notna().all():
+        return unique[np.argsort(numeric.to_numpy(), kind="stable")].astype(str)
+    return np.sort(unique.astype(str))
+
+
+def _matrix(frame: pd.DataFrame, users: pd.Index, items: pd.Index) -> sp.csr_matrix:
+    rows = users.get_indexer(frame["user"].astype(str))
+    cols = items.get_indexer(frame["item"].astype(str))
+    values = frame["rating"].to_numpy(np.float32)
+    shape = (len(users), len(items))
+    matrix = sp.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float32)
+    matrix.sort_indices()
+    return matrix
+
+
+def _write_dataset(folder, name, table, train_df, test_df, split_info, source, digest) -> dict:
+    warnings = []
+    overlap = train_df.merge(test_df, on=["user", "item"]).shape[0]
+    if overlap:
+        # A predefined split could list a pair twice; the test copy wins in neither matrix.
+        warnings.append(f"{overlap} (user, item) pair(s) are in both train and test")
+    everything = pd.concat([train_df, test_df], ignore_index=True)
+    user_ids = _sorted_ids(everything["user"])
+    item_ids = _sorted_ids(everything["item"])
+    users, items = pd.Index(user_ids), pd.Index(item_ids)
+    train, test = _matrix(train_df, users, items), _matrix(test_df, users, items)
+    for filename, matrix in (("train.npz", train), ("test.npz", test)):
+        with fileio.atomic_open(folder / filename) as handle:
+            sp.save_npz(handle, matrix, compressed=False)
+    fileio.write_text(folder / "users.csv", pd.DataFrame({"user": user_ids}).to_csv(index=False))
+    titles = table.items.set_index("item").reindex(item_ids)
+    item_frame = pd.DataFrame(
+        {
+            "item": item_ids,
+            "title": titles["title"].fillna("").to_numpy(),
+            "genres": titles["genres"].fillna("").to_numpy(),
+        }
+    )
+    fileio.write_text(folder / "items.csv", item_frame.to_csv(index=False))
+    values, counts = np.unique(everything["rating"].to_numpy(), return_counts=True)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "source": str(source),
+        "source_sha256": digest,
+        "format": table.format,
+        "users": len(user_ids),
+        "items": len(item_ids),
+        "ratings": int(train.nnz + test.nnz),
+        "train": int(train.nnz),
+        "test": int(test.nnz),
+        "rating_scale": list(table.rating_scale),
+        "histogram": {f"{v:g}": int(c) for v, c in zip(values, counts)},
+        "split": split_info,
+        "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "created_ns": time.time_ns(),
+        "aerec_version": __version__,
+        "warnings": warnings,
+    }
+    fileio.write_json(folder / "meta.json", meta)
+    return meta
+
+
+# --- reading back ------------------------------------------------------------------------
+
+
+def list_datasets(home: Path) -> list[dict]:
+    """Meta of every stored dataset, oldest first."""
+    root = home / "datasets"
+    metas = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if folder.name.startswith(".") or not (folder / "meta.json").is_file():
+            continue
+        try:
+            meta = fileio.read_json(folder / "meta.json")
+        except (OSError, ValueError):
+            continue
+        metas.append(meta)
+    return sorted(metas, key=lambda m: m.get("created_ns", 0))
+
+
+def load(home: Path, name: str | None = None) -> Dataset:
+    """Load dataset ``name``, or the latest one ingested."""
+    if name is None:
+        stored = list_datasets(home)
+        if not stored:
+            raise AerecError(
+                f"no dataset in {home}; ingest one first, e.g. aerec ingest sample "
+                "or aerec ingest ml-100k.zip"
+            )
+        name = stored[-1]["name"]
+    folder = home / "datasets" / name
+    if not (folder / "meta.json").is_file():
+        known = ", ".join(m["name"] for m in list_datasets(home)) or "none"
+        raise AerecError(f"no dataset named {name!r} in {home} (stored: {known}); see aerec datasets")
+    try:
+        meta = fileio.read_json(folder / "meta.json")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise AerecError(
+                f"dataset {name} has format version {meta.get('format_version')}, this aerec "
+                f"reads {FORMAT_VERSION}; ingest it again with --force"
+            )
+        train = sp.load_npz(folder / "train.npz").tocsr()
+        test = sp.load_npz(folder / "test.npz").tocsr()
+        users = pd.read_csv(folder / "users.csv", dtype=str, keep_default_na=False)
+        items = pd.read_csv(folder / "items.csv", dtype=str, keep_default_na=False)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        raise AerecError(
+            f"dataset {name} at {folder} is damaged ({type(exc).__name__}: {exc}); "
+            "ingest it again with --force"
+        ) from exc
+    if train.shape != (len(users), len(items)) or test.shape != train.shape:
+        raise AerecError(f"dataset {name} is inconsistent; ingest it again with --force")
+    return Dataset(name, folder, train, test, users["user"].to_numpy(), items, meta)

@@ -1,0 +1,200 @@
+"""The training loop: AutoRec's masked loss, a validation slice, early stopping, best weights.
+
+The loss counts observed ratings only. A seeded slice of the *train* split is held out of the
+inputs and targets for validation (early stopping, best-epoch selection); the test split is
+never read here.
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from aerec_cli import __version__, checkpoints, store
+from aerec_cli.errors import AerecError
+from aerec_cli.inference import predict_entries
+from aerec_cli.matrices import ORIENTATIONS, SparseRows, oriented, row_batches
+from aerec_cli.models import MODEL_KINDS, RatingAutoencoder, build_model
+
+DEFAULT_HIDDEN = 500
+
+
+@dataclass
+class TrainConfig:
+    kind: str = "basic"
+    orientation: str = "item"
+    hidden: list[int] = field(default_factory=list)  # empty: kind's default for the data
+    epochs: int = 200
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 1.0  # AutoRec's lambda: lambda/2 * ||W||^2 over the whole objective
+    patience: int = 20
+    val_fraction: float = 0.05
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise AerecError(f"unknown --kind {self.kind!r}; choose one of: {', '.join(MODEL_KINDS)}")
+        if self.orientation not in ORIENTATIONS:
+            raise AerecError(f"--orientation must be item or user, not {self.orientation!r}")
+        for flag, value, low in (
+            ("--epochs", self.epochs, 1),
+            ("--batch-size", self.batch_size, 1),
+            ("--patience", self.patience, 1),
+        ):
+            if value < low:
+                raise AerecError(f"{flag} must be at least {low}, not {value}")
+        if not self.lr > 0:
+            raise AerecError(f"--lr must be positive, not {self.lr}")
+        if self.weight_decay < 0:
+            raise AerecError(f"--weight-decay must be 0 or more, not {self.weight_decay}")
+        if not 0 < self.val_fraction < 0.5:
+            raise AerecError(f"--val-fraction must be in (0, 0.5), not {self.val_fraction}")
+        if any(h < 1 for h in self.hidden):
+            raise AerecError(f"--hidden sizes must be at least 1, not {self.hidden}")
+
+
+@dataclass
+class FitResult:
+    model: RatingAutoencoder
+    history: list[dict]
+    best_epoch: int
+    best_val_rmse: float
+    seconds: float
+
+
+EpochCallback = Callable[[dict], None]
+
+
+def hold_out(matrix: sp.csr_matrix, fraction: float, seed: int):
+    """Split a CSR matrix's entries into (fit matrix, validation rows, cols, values)."""
+    coo = matrix.tocoo()
+    rng = np.random.default_rng(seed)
+    is_val = rng.random(coo.nnz) < fraction
+    fit = sp.csr_matrix(
+        (coo.data[~is_val], (coo.row[~is_val], coo.col[~is_val])), shape=matrix.shape
+    )
+    return fit, coo.row[is_val], coo.col[is_val], coo.data[is_val]
+
+
+def default_hidden(kind: str, n_inputs: int) -> list[int]:
+    # Undercomplete by construction: never wider than half the input.
+    return [max(1, min(DEFAULT_HIDDEN, n_inputs // 2))]
+
+
+def fit(
+    train: sp.csr_matrix,
+    config: TrainConfig,
+    device: torch.device,
+    rating_scale: tuple[float, float],
+    on_epoch: EpochCallback | None = None,
+) -> FitResult:
+    """Train an autoencoder on ``train`` (users x items) as ``config`` says."""
+    config.check()
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    matrix = oriented(train, config.orientation)
+    fit_matrix, val_rows, val_cols, val_values = hold_out(matrix, config.val_fraction, config.seed)
+    if fit_matrix.nnz == 0 or len(val_values) == 0:
+        raise AerecError("too few training ratings to hold out a validation slice")
+    hidden = config.hidden or default_hidden(config.kind, matrix.shape[1])
+    model = build_model({"kind": config.kind, "n_inputs": matrix.shape[1], "hidden": hidden})
+    model.to(device)
+    inputs = SparseRows(fit_matrix, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    # lambda/2 ||W||^2 belongs to the whole objective; per rating it is divided by the count.
+    l2_scale = config.weight_decay / (2.0 * fit_matrix.nnz)
+
+    history, best_rmse, best_epoch, best_state = [], float("inf"), 0, None
+    started = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        total, batches = torch.zeros((), device=device), 0
+        for rows in row_batches(inputs.n_rows, config.batch_size, generator):
+            target = inputs.dense(rows)
+            observed = target != 0
+            code = model.encode(model.corrupt(target, generator))
+            recon = model.output(model.penultimate(code))
+            mse = ((recon - target)[observed] ** 2).sum() / observed.sum().clamp(min=1)
+            loss = mse + l2_scale * model.weight_norm() + model.penalty(target, code)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, batches = total + loss.detach(), batches + 1
+        model.eval()
+        total = float(total)
+        predicted = np.clip(predict_entries(model, inputs, val_rows, val_cols), *rating_scale)
+        val_rmse = float(np.sqrt(np.mean((predicted - val_values) ** 2)))
+        if not np.isfinite(total) or not np.isfinite(val_rmse):
+            raise AerecError(
+                f"training diverged at epoch {epoch} (loss is NaN or infinite); lower --lr "
+                f"(now {config.lr:g}) or raise --weight-decay"
+            )
+        row = {
+            "phase": "train",
+            "layer": "",
+            "epoch": epoch,
+            "train_loss": round(total / max(batches, 1), 6),
+            "val_rmse": round(val_rmse, 6),
+            "seconds": round(time.perf_counter() - t0, 4),
+        }
+        history.append(row)
+        if on_epoch:
+            on_epoch(row)
+        if val_rmse < best_rmse - 1e-6:
+            best_rmse, best_epoch = val_rmse, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        elif epoch - best_epoch >= config.patience:
+            break
+    model.load_state_dict(best_state)
+    return FitResult(model.eval(), history, best_epoch, best_rmse, time.perf_counter() - started)
+
+
+def train_run(
+    home: Path,
+    config: TrainConfig,
+    device: torch.device,
+    data: str | None = None,
+    run: str | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[checkpoints.Run, FitResult]:
+    """Train on a stored dataset's train split and save the run. The Python face of `train`."""
+    config.check()
+    if run is not None:
+        checkpoints.check_run_name(run)
+        if (home / "runs" / run).exists():
+            raise AerecError(f"run {run} already exists; pick another --run name")
+    dataset = store.load(home, data)
+    result = fit(dataset.train, config, device, dataset.rating_scale, on_epoch)
+    name = run or checkpoints.new_run_name(home, dataset.name, config.kind)
+    run_config = {
+        "kind": config.kind,
+        "orientation": config.orientation,
+        "train": asdict(config),
+        "dataset": dataset.name,
+        "dataset_meta_sha256": dataset.meta_hash,
+        "rating_scale": list(dataset.rating_scale),
+        "device": str(device),
+        "versions": {
+            "aerec": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    metrics = {
+        "best_epoch": result.best_epoch,
+        "epochs_run": len([h for h in result.history if h["phase"] == "train"]),
+        "val_rmse": round(result.best_val_rmse, 6),
+        "train_seconds": round(result.seconds, 3),
+    }
+    saved = checkpoints.save_run(home, name, result.model, run_config, result.history, metrics)
+    return saved, result
