@@ -21,7 +21,12 @@ from aerec_cli import fileio
 from aerec_cli.errors import AerecError
 from aerec_cli.models import RatingAutoencoder, build_model
 
-WEIGHTS, CONFIG, HISTORY, METRICS = "model.safetensors", "config.json", "history.csv", "metrics.json"
+WEIGHTS, CONFIG, HISTORY, METRICS = (
+    "model.safetensors",
+    "config.json",
+    "history.csv",
+    "metrics.json",
+)
 
 
 @dataclass

@@ -33,9 +33,7 @@ class AerecGroup(TyperGroup):
 
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
         try:
-            result = super().main(
-                args=args, prog_name=prog_name, standalone_mode=False, **extra
-            )
+            result = super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
         except AerecError as exc:
             _fail(exc.message, exc.exit_code)
         except (typer.Abort, KeyboardInterrupt):
@@ -44,6 +42,8 @@ class AerecGroup(TyperGroup):
             # Click's usage errors (vendored inside newer Typer, so matched by shape).
             if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
                 raise
+            if not exc.format_message():  # no-args-is-help: the help is already shown
+                sys.exit(exc.exit_code)
             ctx = getattr(exc, "ctx", None)
             hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
             _fail(f"{exc.format_message()}{hint}", exc.exit_code)
@@ -96,24 +96,33 @@ def _version(value: bool):
 def root(
     ctx: typer.Context,
     home: Path = typer.Option(
-        None, "--home", envvar="AEREC_HOME", help="Where datasets and runs live [default: the user data dir, e.g. ~/.local/share/aerec]."
+        None,
+        "--home",
+        envvar="AEREC_HOME",
+        help="Where datasets and runs live "
+        "\\[default: the user data dir, e.g. ~/.local/share/aerec].",
     ),
     device: str = typer.Option(
-        "auto", "--device", envvar="AEREC_DEVICE", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."
+        "auto",
+        "--device",
+        envvar="AEREC_DEVICE",
+        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed for splits, initialisation and shuffling."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads [default: the CPUs this process may use]."),
+    threads: int = typer.Option(
+        None, "--threads", help="CPU threads \\[default: the CPUs this process may use]."
+    ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Print more detail to stderr."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print no progress to stderr."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ):
     from aerec_cli.store import default_home
 
     if threads is not None and threads < 1:
         raise AerecError(f"--threads must be at least 1, not {threads}")
-    ctx.obj = Settings(
-        (home or default_home()).expanduser(), device, seed, threads, verbose, quiet
-    )
+    ctx.obj = Settings((home or default_home()).expanduser(), device, seed, threads, verbose, quiet)
 
 
 class OutputFormat(str, Enum):
@@ -134,7 +143,25 @@ def _print_json(obj) -> None:
 def _table(title: str | None, columns: list[str], rows: list[list]) -> Table:
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for col in columns:
-        table.add_column(col, justify="left" if col in {"title", "genres", "run", "dataset", "kind", "name", "item", "path", "format", "orientation", "method"} else "right")
+        table.add_column(
+            col,
+            justify="left"
+            if col
+            in {
+                "title",
+                "genres",
+                "run",
+                "dataset",
+                "kind",
+                "name",
+                "item",
+                "path",
+                "format",
+                "orientation",
+                "method",
+            }
+            else "right",
+        )
     for row in rows:
         table.add_row(*[str(v) for v in row])
     return table
@@ -146,13 +173,33 @@ def _table(title: str | None, columns: list[str], rows: list[list]) -> Table:
 @app.command()
 def ingest(
     ctx: typer.Context,
-    source: str = typer.Argument(..., help="MovieLens zip, folder or ratings file; a known name (ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m, ml-latest-small) to download; or 'sample'."),
-    name: str = typer.Option(None, "--name", help="Dataset name [default: from the source]."),
-    split: str = typer.Option("random", "--split", help="random, temporal (each user's latest ratings), or for ml-100k u1..u5, ua, ub."),
-    test_fraction: float = typer.Option(0.1, "--test-fraction", help="Share of ratings (per user for temporal) that go to test."),
-    columns: str = typer.Option(None, "--columns", help="Generic CSV: user,item,rating[,timestamp] as header names or 0-based positions."),
-    sep: str = typer.Option(None, "--sep", help="Generic CSV: the separator (e.g. ',', '\\t', '::') [default: sniffed]."),
-    skip_bad_lines: bool = typer.Option(False, "--skip-bad-lines", help="Skip malformed lines instead of stopping."),
+    source: str = typer.Argument(
+        ...,
+        help="MovieLens zip, folder or ratings file; a known name (ml-100k, ml-1m, ml-10m, "
+        "ml-20m, ml-25m, ml-32m, ml-latest-small) to download; or 'sample'.",
+    ),
+    name: str = typer.Option(None, "--name", help="Dataset name \\[default: from the source]."),
+    split: str = typer.Option(
+        "random",
+        "--split",
+        help="random, temporal (each user's latest ratings), or for ml-100k u1..u5, ua, ub.",
+    ),
+    test_fraction: float = typer.Option(
+        0.1, "--test-fraction", help="Share of ratings (per user for temporal) that go to test."
+    ),
+    columns: str = typer.Option(
+        None,
+        "--columns",
+        help="Generic CSV: user,item,rating[,timestamp] as header names or 0-based positions.",
+    ),
+    sep: str = typer.Option(
+        None,
+        "--sep",
+        help="Generic CSV: the separator (e.g. ',', '\\t', '::') \\[default: sniffed].",
+    ),
+    skip_bad_lines: bool = typer.Option(
+        False, "--skip-bad-lines", help="Skip malformed lines instead of stopping."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace a dataset of the same name."),
     output: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
 ):
@@ -162,7 +209,16 @@ def ingest(
     settings: Settings = ctx.obj
     settings.note(f"reading {source} ...")
     dataset, warnings = store.ingest(
-        source, settings.home, name, force, split, test_fraction, settings.seed, columns, sep, skip_bad_lines
+        source,
+        settings.home,
+        name,
+        force,
+        split,
+        test_fraction,
+        settings.seed,
+        columns,
+        sep,
+        skip_bad_lines,
     )
     for warning in warnings:
         err.print(f"warning: {warning}")
@@ -184,7 +240,9 @@ def ingest(
     density = meta["ratings"] / max(1, meta["users"] * meta["items"])
     split_info = meta["split"]
     split_text = split_info["method"] + (
-        f" ({split_info['test_fraction']:g} test, seed {split_info['seed']})" if "seed" in split_info else ""
+        f" ({split_info['test_fraction']:g} test, seed {split_info['seed']})"
+        if "seed" in split_info
+        else ""
     )
     rows = [
         ["dataset", dataset.name],
@@ -229,16 +287,26 @@ def datasets(
         ctx.obj.note(f"no datasets in {ctx.obj.home}; try: aerec ingest sample")
         return
     rows = [
-        [m["name"], m["format"], f"{m['users']:,}", f"{m['items']:,}", f"{m['ratings']:,}", m["split"]["method"], m["created"][:19]]
+        [
+            m["name"],
+            m["format"],
+            f"{m['users']:,}",
+            f"{m['items']:,}",
+            f"{m['ratings']:,}",
+            m["split"]["method"],
+            m["created"][:19],
+        ]
         for m in metas
     ]
-    out.print(_table(None, ["name", "format", "users", "items", "ratings", "split", "created"], rows))
+    out.print(
+        _table(None, ["name", "format", "users", "items", "ratings", "split", "created"], rows)
+    )
 
 
 @app.command()
 def users(
     ctx: typer.Context,
-    data: str = typer.Option(None, "--data", help="Dataset name [default: the latest]."),
+    data: str = typer.Option(None, "--data", help="Dataset name \\[default: the latest]."),
     limit: int = typer.Option(20, "--limit", help="How many users to list (0: all)."),
 ):
     """List user ids of a dataset with their training rating counts."""
@@ -252,7 +320,9 @@ def users(
     counts = np.diff(dataset.train.indptr)
     shown = len(dataset.user_ids) if limit == 0 else min(limit, len(dataset.user_ids))
     rows = [[dataset.user_ids[i], int(counts[i])] for i in range(shown)]
-    out.print(_table(f"{dataset.name}: {len(dataset.user_ids):,} users", ["user", "train ratings"], rows))
+    out.print(
+        _table(f"{dataset.name}: {len(dataset.user_ids):,} users", ["user", "train ratings"], rows)
+    )
 
 
 # --- train -------------------------------------------------------------------------------
@@ -267,20 +337,98 @@ def _parse_sizes(text: str | None) -> list[int]:
         raise AerecError(f"--hidden takes integers like 500 or 500,250, not {text!r}") from exc
 
 
-@app.command()
+KINDS_EPILOG = """Kinds:\n
+basic: undercomplete, one sigmoid bottleneck smaller than the input, linear output (AutoRec).\n
+sparse: overcomplete layer; a KL penalty pulls each unit's mean activation to --sparsity-target.\n
+denoising: observed inputs masked (--corruption) or jittered (--noise); loss on clean ratings.\n
+contractive: adds --contraction-weight x the squared Frobenius norm of the encoder's Jacobian.\n
+stacked: two or more layers, each pretrained greedily as a shallow autoencoder, then fine-tuned.\n
+deep: a stack of RBMs pretrained by contrastive divergence, unrolled, then fine-tuned."""
+
+
+@app.command(epilog=KINDS_EPILOG)
 def train(
     ctx: typer.Context,
-    data: str = typer.Option(None, "--data", help="Dataset name [default: the latest]."),
-    kind: str = typer.Option("basic", "--kind", help="basic: undercomplete AutoRec (one sigmoid bottleneck, linear output)."),
-    orientation: str = typer.Option("item", "--orientation", help="item (I-AutoRec: reconstruct each item's ratings) or user (U-AutoRec)."),
-    hidden: str = typer.Option(None, "--hidden", help="Hidden size(s) [default: min(500, inputs/2)]."),
-    epochs: int = typer.Option(200, "--epochs", help="Most epochs; early stopping may end sooner."),
+    data: str = typer.Option(None, "--data", help="Dataset name \\[default: the latest]."),
+    kind: str = typer.Option(
+        "basic",
+        "--kind",
+        help="basic | sparse | denoising | contractive | stacked | deep (see below).",
+    ),
+    orientation: str = typer.Option(
+        "item",
+        "--orientation",
+        help="item (I-AutoRec: reconstruct each item's ratings) or user (U-AutoRec).",
+    ),
+    hidden: str = typer.Option(
+        None,
+        "--hidden",
+        help="Layer sizes, e.g. 500 or 500,250 \\[default: basic/denoising/contractive "
+        "min(500, inputs/2); sparse 1.25 x inputs; stacked/deep two layers, e.g. 500,250].",
+    ),
+    epochs: int = typer.Option(
+        200, "--epochs", help="Most fine-tuning epochs; early stopping may end sooner."
+    ),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     batch_size: int = typer.Option(64, "--batch-size", help="Rating vectors per step."),
-    weight_decay: float = typer.Option(1.0, "--weight-decay", help="L2 strength (AutoRec's lambda)."),
-    patience: int = typer.Option(20, "--patience", help="Stop after this many epochs without a better validation RMSE."),
-    val_fraction: float = typer.Option(0.05, "--val-fraction", help="Share of train ratings held out for validation."),
-    run: str = typer.Option(None, "--run", help="Run name [default: DATASET-KIND-TIME]."),
+    weight_decay: float = typer.Option(
+        1.0, "--weight-decay", help="L2 strength (AutoRec's lambda)."
+    ),
+    patience: int = typer.Option(
+        20, "--patience", help="Stop after this many epochs without a better validation RMSE."
+    ),
+    val_fraction: float = typer.Option(
+        0.05, "--val-fraction", help="Share of train ratings held out for validation."
+    ),
+    sparsity_target: float = typer.Option(
+        0.05,
+        "--sparsity-target",
+        help="sparse: target mean activation of each hidden unit.",
+        rich_help_panel="Kind options",
+    ),
+    sparsity_weight: float = typer.Option(
+        20.0,
+        "--sparsity-weight",
+        help="sparse: weight of the KL sparsity penalty.",
+        rich_help_panel="Kind options",
+    ),
+    corruption: float = typer.Option(
+        0.25,
+        "--corruption",
+        help="denoising: share of observed input ratings hidden (mask noise).",
+        rich_help_panel="Kind options",
+    ),
+    noise: str = typer.Option(
+        "mask",
+        "--noise",
+        help="denoising: mask, gaussian or mask+gaussian.",
+        rich_help_panel="Kind options",
+    ),
+    noise_std: float = typer.Option(
+        0.3,
+        "--noise-std",
+        help="denoising: std (stars) of Gaussian noise on observed ratings.",
+        rich_help_panel="Kind options",
+    ),
+    contraction_weight: float = typer.Option(
+        0.1,
+        "--contraction-weight",
+        help="contractive: weight of the Jacobian penalty.",
+        rich_help_panel="Kind options",
+    ),
+    pretrain_epochs: int = typer.Option(
+        10,
+        "--pretrain-epochs",
+        help="stacked/deep: pretraining epochs per layer (0: none).",
+        rich_help_panel="Kind options",
+    ),
+    cd_steps: int = typer.Option(
+        1,
+        "--cd-steps",
+        help="deep: Gibbs steps of contrastive divergence (CD-k).",
+        rich_help_panel="Kind options",
+    ),
+    run: str = typer.Option(None, "--run", help="Run name \\[default: DATASET-KIND-TIME]."),
 ):
     """Train an autoencoder on a dataset's train split and save the run."""
     from aerec_cli import training
@@ -298,12 +446,23 @@ def train(
         patience=patience,
         val_fraction=val_fraction,
         seed=settings.seed,
+        sparsity_target=sparsity_target,
+        sparsity_weight=sparsity_weight,
+        corruption=corruption,
+        noise=noise,
+        noise_std=noise_std,
+        contraction_weight=contraction_weight,
+        pretrain_epochs=pretrain_epochs,
+        cd_steps=cd_steps,
     )
     config.check()
     device = settings.torch_device()
     settings.note(f"training {kind} ({orientation}-based) on {device}")
-    with EpochProgress(err, config.epochs, enabled=not settings.quiet) as progress:
-        saved, result = training.train_run(settings.home, config, device, data, run, progress.update)
+    progress = EpochProgress(err, config.epochs, config.pretrain_epochs, enabled=not settings.quiet)
+    with progress:
+        saved, result = training.train_run(
+            settings.home, config, device, data, run, progress.update
+        )
     out.print(
         f"run {saved.name}: best validation RMSE {result.best_val_rmse:.4f} at epoch "
         f"{result.best_epoch} ({len(result.history)} epochs, {result.seconds:.1f} s)"
@@ -340,8 +499,23 @@ def runs(
         ctx.obj.note(f"no runs in {ctx.obj.home}; train one: aerec train")
         return
     fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
-    rows = [[r["run"], r["dataset"], r["kind"], r["orientation"], fmt(r["val_rmse"]), fmt(r["test_rmse"]), r["epochs"]] for r in records]
-    out.print(_table(None, ["run", "dataset", "kind", "orientation", "val RMSE", "test RMSE", "epochs"], rows))
+    rows = [
+        [
+            r["run"],
+            r["dataset"],
+            r["kind"],
+            r["orientation"],
+            fmt(r["val_rmse"]),
+            fmt(r["test_rmse"]),
+            r["epochs"],
+        ]
+        for r in records
+    ]
+    out.print(
+        _table(
+            None, ["run", "dataset", "kind", "orientation", "val RMSE", "test RMSE", "epochs"], rows
+        )
+    )
 
 
 # --- evaluate and recommend ---------------------------------------------------------------
@@ -350,7 +524,7 @@ def runs(
 @app.command()
 def evaluate(
     ctx: typer.Context,
-    run: str = typer.Option(None, "--run", help="Run name [default: the latest]."),
+    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
     output: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
 ):
     """RMSE and MAE on the test split, with global-mean and bias baselines side by side."""
@@ -360,22 +534,33 @@ def evaluate(
     if output is OutputFormat.json:
         _print_json(report)
         return
-    rows = [[f"{report['kind']} ({report['orientation']})", f"{report['rmse']:.4f}", f"{report['mae']:.4f}"]]
+    rows = [
+        [
+            f"{report['kind']} ({report['orientation']})",
+            f"{report['rmse']:.4f}",
+            f"{report['mae']:.4f}",
+        ]
+    ]
     labels = {"global_mean": "global mean", "bias": "bias baseline"}
     for key, scores in report["baselines"].items():
         rows.append([labels[key], f"{scores['rmse']:.4f}", f"{scores['mae']:.4f}"])
     title = f"run {report['run']} on {report['dataset']}: {report['n_test']:,} test ratings"
     out.print(_table(title, ["model", "RMSE", "MAE"], rows))
     if report["n_fallback"]:
-        out.print(f"{report['n_fallback']:,} test ratings of users or items unseen in training were predicted by the bias baseline")
+        out.print(
+            f"{report['n_fallback']:,} test ratings of users or items unseen in training "
+            "were predicted by the bias baseline"
+        )
 
 
 @app.command()
 def recommend(
     ctx: typer.Context,
-    user: str = typer.Option(..., "--user", help="Raw user id as in the source data (see: aerec users)."),
+    user: str = typer.Option(
+        ..., "--user", help="Raw user id as in the source data (see: aerec users)."
+    ),
     top: int = typer.Option(10, "--top", help="How many items."),
-    run: str = typer.Option(None, "--run", help="Run name [default: the latest]."),
+    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
     output: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json or csv."),
 ):
     """Top-N items the user has not rated, with titles and predicted stars."""
@@ -393,8 +578,17 @@ def recommend(
         writer.writerows(result["items"])
         typer.echo(buffer.getvalue(), nl=False)
     else:
-        rows = [[i + 1, r["item"], r["title"], r["genres"], f"{r['score']:.2f}"] for i, r in enumerate(result["items"])]
-        out.print(_table(f"top {top} for user {user} (run {result['run']})", ["#", "item", "title", "genres", "stars"], rows))
+        rows = [
+            [i + 1, r["item"], r["title"], r["genres"], f"{r['score']:.2f}"]
+            for i, r in enumerate(result["items"])
+        ]
+        out.print(
+            _table(
+                f"top {top} for user {user} (run {result['run']})",
+                ["#", "item", "title", "genres", "stars"],
+                rows,
+            )
+        )
 
 
 def main() -> None:

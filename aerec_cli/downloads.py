@@ -43,9 +43,10 @@ def fetch(name: str, cache: Path, timeout: float = 30.0) -> Path:
         return target
     url = f"{BASE_URL}{name}.zip"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, fileio.atomic_open(
-            target
-        ) as out:
+        with (
+            urllib.request.urlopen(url, timeout=timeout) as response,
+            fileio.atomic_open(target) as out,
+        ):
             while chunk := response.read(1 << 20):
                 out.write(chunk)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:

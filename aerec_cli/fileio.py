@@ -75,7 +75,9 @@ def staged_folder(final: Path, replace: bool = False) -> Iterator[Path]:
         yield staging
         fsync_dir(staging)
         if final.exists() and replace:
-            retired = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+            retired = Path(
+                tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent)
+            )
             os.replace(final, retired / final.name)
             os.replace(staging, final)
             shutil.rmtree(retired, ignore_errors=True)

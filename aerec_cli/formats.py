@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -20,12 +22,30 @@ import pandas as pd
 from aerec_cli.errors import AerecError
 
 ML100K_GENRES = [
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
-    "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 ]
 PREDEFINED_SPLITS_100K = ["u1", "u2", "u3", "u4", "u5", "ua", "ub"]
 RATING_COLUMNS = ["user", "item", "rating", "timestamp"]
+# A lone member of a zip or folder is read as a generic ratings file only if named like one.
+GENERIC_SUFFIXES = {".csv", ".tsv", ".txt", ".dat", ".data", ".tab"}
 # A member this large is not a MovieLens file (ML-32M's ratings.csv is about 0.9 GB).
 MAX_MEMBER_BYTES = 4 * 1024**3
 
@@ -68,7 +88,9 @@ class SourceFiles:
             try:
                 self._zip = zipfile.ZipFile(path)
             except (zipfile.BadZipFile, OSError) as exc:
-                raise AerecError(f"{path} is not a readable zip ({exc}); download it again") from exc
+                raise AerecError(
+                    f"{path} is not a readable zip ({exc}); download it again"
+                ) from exc
             self.names = [i.filename for i in self._zip.infolist() if not i.is_dir()]
         elif path.suffix.lower() == ".zip":
             raise AerecError(
@@ -99,15 +121,26 @@ class SourceFiles:
                 return data
             target = self.path if self.path.is_file() else self.path / name
             return target.read_bytes()
-        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
             raise AerecError(
                 f"cannot read {name} from {self.path} ({exc}); the file is corrupt or "
                 "truncated: download it again"
             ) from exc
 
+    @property
+    def is_single_file(self) -> bool:
+        """The source is one plain file (not a zip, not a folder)."""
+        return self._zip is None and self.path.is_file()
+
     def folder_of(self, name: str) -> str:
+        """The folder a member sits in: it names the MovieLens release (ml-1m, ml-25m...)."""
         parent = PurePosixPath(name).parent.name
-        return parent or self.path.stem
+        if parent:
+            return parent
+        if self.is_single_file:
+            # A lone ratings file: the folder it lies in (e.g. .../ml-1m/ratings.dat).
+            return self.path.resolve().parent.name
+        return self.path.name if self.path.is_dir() else self.path.stem
 
 
 def read_source(
@@ -131,7 +164,9 @@ def read_source(
         return _read_dat_layout(files, name, skip_bad_lines)
     if (name := files.find("ratings.csv")) and _has_movielens_header(files.read(name)):
         return _read_csv_layout(files, name, skip_bad_lines)
-    if len(files.names) == 1:
+    if len(files.names) == 1 and (
+        files.is_single_file or PurePosixPath(files.names[0]).suffix.lower() in GENERIC_SUFFIXES
+    ):
         return _read_generic(files, files.names[0], None, None, skip_bad_lines)
     raise AerecError(
         f"no ratings found in {path}: expected u.data (ml-100k), ratings.dat (ml-1m, ml-10m) "
@@ -143,7 +178,7 @@ def read_source(
 
 
 def _read_ml100k(files: SourceFiles, name: str, skip_bad: bool) -> RatingsTable:
-    ratings = _parse_ratings(files.read(name), "\t", name, skip_bad, has_header=False)
+    ratings = _parse_ratings(files.read(name), "\t", name, skip_bad, False, n_fields=4)
     items = pd.DataFrame(columns=["item", "title", "genres"])
     if item_file := files.find("u.item"):
         raw = _decode(files.read(item_file), "latin-1")
@@ -160,9 +195,11 @@ def _read_ml100k(files: SourceFiles, name: str, skip_bad: bool) -> RatingsTable:
             for suffix in ("base", "test"):
                 member = files.find(f"{split}.{suffix}")
                 if member is None:
-                    raise AerecError(f"split {split} needs {split}.{suffix}, absent from the source")
+                    raise AerecError(
+                        f"split {split} needs {split}.{suffix}, absent from the source"
+                    )
                 parts.append(
-                    _parse_ratings(files.read(member), "\t", member, skip_bad, has_header=False)
+                    _parse_ratings(files.read(member), "\t", member, skip_bad, False, n_fields=4)
                 )
             return parts[0], parts[1]
 
@@ -175,10 +212,12 @@ def _read_ml100k(files: SourceFiles, name: str, skip_bad: bool) -> RatingsTable:
 
 def _read_dat_layout(files: SourceFiles, name: str, skip_bad: bool) -> RatingsTable:
     """ml-1m and ml-10m: '::'-separated ratings.dat and movies.dat."""
-    ratings = _parse_ratings(files.read(name), "::", name, skip_bad, has_header=False)
+    ratings = _parse_ratings(files.read(name), "::", name, skip_bad, False, n_fields=4)
     folder = files.folder_of(name).lower()
     half_stars = bool((ratings["rating"] % 1 != 0).any())
-    is_10m = "10m" in folder or half_stars or files.find("users.dat") is None
+    # ml-10m has half stars and no users.dat; a lone whole-star ratings.dat reads as ml-1m.
+    no_users = files.find("users.dat") is None and not files.is_single_file
+    is_10m = "10m" in folder or half_stars or no_users
     items = pd.DataFrame(columns=["item", "title", "genres"])
     if movie_file := files.find("movies.dat"):
         text = _decode(files.read(movie_file), "utf-8" if is_10m else "latin-1")
@@ -198,7 +237,7 @@ def _read_dat_layout(files: SourceFiles, name: str, skip_bad: bool) -> RatingsTa
 
 def _read_csv_layout(files: SourceFiles, name: str, skip_bad: bool) -> RatingsTable:
     """ml-20m, ml-25m, ml-32m and ml-latest(-small): CSV with a header, UTF-8."""
-    ratings = _parse_ratings(files.read(name), ",", name, skip_bad, has_header=True)
+    ratings = _parse_ratings(files.read(name), ",", name, skip_bad, True, n_fields=4)
     items = pd.DataFrame(columns=["item", "title", "genres"])
     if movie_file := files.find("movies.csv"):
         frame = pd.read_csv(
@@ -223,6 +262,8 @@ def _read_generic(
     files: SourceFiles, name: str, columns: str | None, sep: str | None, skip_bad: bool
 ) -> RatingsTable:
     data = files.read(name)
+    if not data.strip():
+        raise AerecError(f"{name} is empty; it holds no ratings")
     first_line = data[:4096].split(b"\n", 1)[0].decode("utf-8", errors="replace")
     sep = _unescape(sep) if sep else _sniff_separator(first_line)
     fields = first_line.split(sep)
@@ -293,8 +334,13 @@ def _parse_ratings(
     skip_bad: bool,
     has_header: bool,
     positions: list[int] | None = None,
+    n_fields: int | None = None,
 ) -> pd.DataFrame:
-    """Parse rating lines fast (C engine) into user, item, rating, timestamp."""
+    """Parse rating lines fast (C engine) into user, item, rating, timestamp.
+
+    ``n_fields``: how many fields a line of this layout has; lines with more are malformed
+    (the C parser only notices extra fields after the first line sets the width).
+    """
     if not data.strip():
         raise AerecError(f"{name} is empty; it holds no ratings")
     if sep == "::":
@@ -303,18 +349,23 @@ def _parse_ratings(
         data, sep = data.replace(b"::", b"\t"), "\t"
     positions = positions or [0, 1, 2, 3]
     try:
-        frame = pd.read_csv(
-            io.BytesIO(data),
-            sep=sep,
-            header=0 if has_header else None,
-            dtype=str,
-            keep_default_na=False,
-            engine="c" if sep != r"\s+" else "python",
-            on_bad_lines="skip" if skip_bad else "error",
-            skip_blank_lines=True,
-            encoding="utf-8",
-            encoding_errors="replace",
-        )
+        with warnings.catch_warnings():
+            # index_col=False: lines wider than the header must not shift the columns (pandas
+            # would silently take the first field as an index); it warns that it drops the rest.
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.BytesIO(data),
+                sep=sep,
+                header=0 if has_header else None,
+                index_col=False,
+                dtype=str,
+                keep_default_na=False,
+                engine="c" if sep != r"\s+" else "python",
+                on_bad_lines="skip" if skip_bad else "error",
+                skip_blank_lines=True,
+                encoding="utf-8",
+                encoding_errors="replace",
+            )
     except pd.errors.ParserError as exc:
         line = re.search(r"line (\d+)", str(exc))
         where = f" at line {line.group(1)}" if line else ""
@@ -340,15 +391,21 @@ def _parse_ratings(
         out["timestamp"] = stamps.fillna(-1).astype(np.int64)
     else:
         out["timestamp"] = np.int64(-1)
-    bad = out["rating"].isna().to_numpy() | (out["user"] == "").to_numpy() | (
-        out["item"] == ""
-    ).to_numpy()
+    bad = (
+        out["rating"].isna().to_numpy()
+        | (out["user"] == "").to_numpy()
+        | (out["item"] == "").to_numpy()
+    )
+    if n_fields is not None and frame.shape[1] > n_fields:
+        # Fields past the layout's last are padded with "" on well-formed lines.
+        bad |= (frame.iloc[:, n_fields:] != "").to_numpy().any(axis=1)
     if bad.any():
         line_numbers = (np.flatnonzero(bad)[:5] + 1 + int(has_header)).tolist()
         if not skip_bad:
             raise AerecError(
-                f"{name}: {int(bad.sum())} line(s) without a numeric rating or an id, first at "
-                f"line(s) {', '.join(map(str, line_numbers))}; fix them or pass --skip-bad-lines"
+                f"{name}: {int(bad.sum())} malformed line(s) (a missing id, a non-numeric "
+                f"rating or extra fields), first at line(s) {', '.join(map(str, line_numbers))}; "
+                "fix them or pass --skip-bad-lines"
             )
         out = out[~bad]
     if out.empty:

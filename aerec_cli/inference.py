@@ -35,7 +35,10 @@ def predict_entries(
         hi = np.searchsorted(sorted_rows, batch[-1], "right")
         local = np.searchsorted(batch, sorted_rows[lo:hi])
         recon = model(inputs.dense(torch.from_numpy(batch)))
-        picked = recon[torch.from_numpy(local).to(recon.device), torch.from_numpy(sorted_cols[lo:hi]).to(recon.device)]
+        picked = recon[
+            torch.from_numpy(local).to(recon.device),
+            torch.from_numpy(sorted_cols[lo:hi]).to(recon.device),
+        ]
         out[order[lo:hi]] = picked.float().cpu().numpy()
     return out
 

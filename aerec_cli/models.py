@@ -1,8 +1,10 @@
 """The autoencoders. One rating vector (an item's or a user's) in, its reconstruction out.
 
 All kinds share one shape: sigmoid encoder layers, mirrored sigmoid decoder layers and a linear
-output layer (as in AutoRec). What makes a kind itself lives in its own class: a penalty on the
-hidden code, a corruption of the input, or a pretraining recipe (see training.py).
+output layer (as in AutoRec), so evaluation and recommendation treat them alike. What makes a
+kind itself lives in its class: a penalty on the code (sparse, contractive), a corruption of
+the input (denoising), or a pretraining recipe run before fine-tuning (stacked, deep; see
+pretraining.py).
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from aerec_cli.errors import AerecError
 
 
 class RatingAutoencoder(nn.Module):
-    kind = "basic"
+    kind = ""
+    summary = ""
+    # Constructor options beyond n_inputs and hidden; TrainConfig has fields of these names.
+    options: tuple[str, ...] = ()
+    pretraining: str | None = None  # "autoencoder" (stacked) or "rbm" (deep)
 
     def __init__(self, n_inputs: int, hidden: list[int]):
         super().__init__()
         if not hidden or min(hidden) < 1:
-            raise AerecError(f"hidden layer sizes must be positive integers, not {hidden}")
+            raise AerecError(f"--hidden sizes must be positive integers, not {hidden}")
         sizes = [n_inputs, *hidden]
         self.n_inputs = n_inputs
         self.hidden = list(hidden)
@@ -32,7 +38,8 @@ class RatingAutoencoder(nn.Module):
 
     def spec(self) -> dict:
         """What build_model needs to rebuild this network (saved in config.json)."""
-        return {"kind": self.kind, "n_inputs": self.n_inputs, "hidden": self.hidden}
+        extra = {name: getattr(self, name) for name in self.options}
+        return {"kind": self.kind, "n_inputs": self.n_inputs, "hidden": self.hidden, **extra}
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.encoder:
@@ -48,27 +55,36 @@ class RatingAutoencoder(nn.Module):
         return self.output(self.penultimate(self.encode(x)))
 
     def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The training input; the clean x stays the target. Identity except for denoising."""
+        """The training input; the clean x stays the target. Identity but for denoising."""
         return x
 
     def penalty(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        """A kind's own regulariser on the code, added to the loss. None for basic."""
+        """The kind's own regulariser, added to the loss. Zero but for sparse and contractive."""
         return code.new_zeros(())
+
+    def mirror(self, index: int) -> nn.Linear:
+        """The decoder layer that undoes encoder layer ``index`` (the output layer for 0)."""
+        return self.output if index == 0 else self.decoder[len(self.hidden) - 1 - index]
 
     def weight_norm(self) -> torch.Tensor:
         """Sum of squared weights (biases excluded): AutoRec's L2 term."""
         layers = [*self.encoder, *self.decoder, self.output]
         return sum((layer.weight**2).sum() for layer in layers)
 
+    @staticmethod
+    def default_hidden(n_inputs: int) -> list[int]:
+        return [max(1, min(500, n_inputs // 2))]
+
 
 class BasicAutoencoder(RatingAutoencoder):
-    """Undercomplete: one hidden layer smaller than the input (I-AutoRec / U-AutoRec)."""
-
     kind = "basic"
+    summary = "undercomplete: one sigmoid bottleneck smaller than the input (AutoRec)"
 
     def __init__(self, n_inputs: int, hidden: list[int]):
         if len(hidden) != 1:
-            raise AerecError("basic takes one hidden size (--hidden N); use stacked for more layers")
+            raise AerecError(
+                "basic takes one hidden size (--hidden N); use stacked for more layers"
+            )
         if hidden[0] >= n_inputs:
             raise AerecError(
                 f"basic is undercomplete: --hidden {hidden[0]} must be below the input size "
@@ -77,7 +93,139 @@ class BasicAutoencoder(RatingAutoencoder):
         super().__init__(n_inputs, hidden)
 
 
-MODEL_KINDS: dict[str, type[RatingAutoencoder]] = {"basic": BasicAutoencoder}
+class SparseAutoencoder(RatingAutoencoder):
+    """Overcomplete, kept in check by a KL penalty that pulls each unit's mean activation
+    (over the batch) towards a small target, so only a few units fire for any one input."""
+
+    kind = "sparse"
+    summary = "overcomplete hidden layer with a KL sparsity penalty on hidden activations"
+    options = ("sparsity_target", "sparsity_weight")
+
+    def __init__(
+        self, n_inputs: int, hidden: list[int], sparsity_target: float, sparsity_weight: float
+    ):
+        if len(hidden) != 1:
+            raise AerecError("sparse takes one hidden size (--hidden N)")
+        if not 0 < sparsity_target < 1:
+            raise AerecError(f"--sparsity-target must be in (0, 1), not {sparsity_target}")
+        if sparsity_weight < 0:
+            raise AerecError(f"--sparsity-weight must be 0 or more, not {sparsity_weight}")
+        super().__init__(n_inputs, hidden)
+        self.sparsity_target = sparsity_target
+        self.sparsity_weight = sparsity_weight
+
+    def penalty(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        rho = self.sparsity_target
+        rho_hat = code.mean(0).clamp(1e-6, 1 - 1e-6)
+        kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
+        return self.sparsity_weight * kl.mean()
+
+    @staticmethod
+    def default_hidden(n_inputs: int) -> list[int]:
+        # More units than inputs, rounded up to a multiple of 64, capped for memory.
+        return [min(8192, -(-int(n_inputs * 1.25) // 64) * 64)]
+
+
+class DenoisingAutoencoder(RatingAutoencoder):
+    """Trained to restore what corruption removed: a share of each input's observed ratings is
+    hidden (masking noise) and/or jittered (Gaussian noise); the loss compares the output with
+    all the clean observed ratings."""
+
+    kind = "denoising"
+    summary = "inputs corrupted in training (observed ratings masked or jittered), clean targets"
+    options = ("corruption", "noise", "noise_std")
+    NOISES = ("mask", "gaussian", "mask+gaussian")
+
+    def __init__(
+        self, n_inputs: int, hidden: list[int], corruption: float, noise: str, noise_std: float
+    ):
+        if len(hidden) != 1:
+            raise AerecError("denoising takes one hidden size (--hidden N)")
+        if not 0 <= corruption < 1:
+            raise AerecError(f"--corruption must be in [0, 1), not {corruption}")
+        if noise not in self.NOISES:
+            raise AerecError(f"--noise must be one of {', '.join(self.NOISES)}, not {noise!r}")
+        if noise_std < 0:
+            raise AerecError(f"--noise-std must be 0 or more, not {noise_std}")
+        super().__init__(n_inputs, hidden)
+        self.corruption, self.noise, self.noise_std = corruption, noise, noise_std
+
+    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        observed = x != 0
+        if "mask" in self.noise:
+            keep = torch.rand(x.shape, generator=generator).to(x.device) >= self.corruption
+            x = x * keep
+        if "gaussian" in self.noise:
+            jitter = torch.randn(x.shape, generator=generator).to(x.device) * self.noise_std
+            x = torch.where(observed & (x != 0), x + jitter, x)
+        return x
+
+
+class ContractiveAutoencoder(RatingAutoencoder):
+    """Adds the squared Frobenius norm of the encoder's Jacobian dh/dx to the loss. For a
+    sigmoid encoder h = s(Wx + b) it is sum_j (h_j (1 - h_j))^2 * sum_i W_ji^2 (closed form)."""
+
+    kind = "contractive"
+    summary = "penalty on the squared Frobenius norm of the encoder's Jacobian"
+    options = ("contraction_weight",)
+
+    def __init__(self, n_inputs: int, hidden: list[int], contraction_weight: float):
+        if len(hidden) != 1:
+            raise AerecError("contractive takes one hidden size (--hidden N)")
+        if contraction_weight < 0:
+            raise AerecError(f"--contraction-weight must be 0 or more, not {contraction_weight}")
+        super().__init__(n_inputs, hidden)
+        self.contraction_weight = contraction_weight
+
+    def jacobian_norm2(self, code: torch.Tensor) -> torch.Tensor:
+        """Squared Frobenius norm of dh/dx for each row of the batch."""
+        row_norms = (self.encoder[0].weight ** 2).sum(1)
+        return ((code * (1 - code)) ** 2 * row_norms).sum(1)
+
+    def penalty(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        return self.contraction_weight * self.jacobian_norm2(code).mean()
+
+
+class StackedAutoencoder(RatingAutoencoder):
+    """Two or more hidden layers per side. Each layer is first trained greedily as a shallow
+    autoencoder of the codes below it, then the whole stack is fine-tuned end to end."""
+
+    kind = "stacked"
+    summary = "several hidden layers, greedy layer-wise autoencoder pretraining, then fine-tuning"
+    pretraining = "autoencoder"
+
+    def __init__(self, n_inputs: int, hidden: list[int]):
+        if len(hidden) < 2:
+            raise AerecError(f"{self.kind} needs two or more hidden sizes, e.g. --hidden 500,250")
+        super().__init__(n_inputs, hidden)
+
+    @staticmethod
+    def default_hidden(n_inputs: int) -> list[int]:
+        first = max(2, min(500, n_inputs // 2))
+        return [first, max(1, first // 2)]
+
+
+class DeepAutoencoder(StackedAutoencoder):
+    """Hinton & Salakhutdinov's deep autoencoder: a stack of RBMs (Gaussian visible units for
+    the ratings, Bernoulli above) pretrained with contrastive divergence, unrolled into a
+    mirrored encoder-decoder, then fine-tuned by backpropagation."""
+
+    kind = "deep"
+    summary = "stack of RBMs pretrained by contrastive divergence, unrolled, then fine-tuned"
+    pretraining = "rbm"
+
+
+MODEL_KINDS: dict[str, type[RatingAutoencoder]] = {
+    cls.kind: cls
+    for cls in (
+        BasicAutoencoder,
+        SparseAutoencoder,
+        DenoisingAutoencoder,
+        ContractiveAutoencoder,
+        StackedAutoencoder,
+        DeepAutoencoder,
+    )
+}
 
 
 def build_model(spec: dict) -> RatingAutoencoder:

@@ -7,8 +7,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class EpochProgress:
-    def __init__(self, console: Console, epochs: int, enabled: bool = True):
+    def __init__(self, console: Console, epochs: int, pretrain_epochs: int = 0, enabled=True):
         self.epochs = epochs
+        self.pretrain_epochs = pretrain_epochs
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -34,7 +35,7 @@ class EpochProgress:
         if phase != self.phase:
             self.phase = phase
             label = "train" if row["phase"] == "train" else f"{row['phase']} layer {row['layer']}"
-            total = row.get("epochs_total", self.epochs)
+            total = self.epochs if row["phase"] == "train" else self.pretrain_epochs
             self.task = self.progress.add_task(label, total=total, loss="-", val="-")
         val = row.get("val_rmse")
         self.progress.update(

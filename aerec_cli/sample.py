@@ -47,7 +47,9 @@ def sample_table() -> RatingsTable:
         {
             "item": [str(i + 1) for i in range(N_ITEMS)],
             "title": [f"Sample Movie {i + 1:03d} ({1970 + i % 50})" for i in range(N_ITEMS)],
-            "genres": ["|".join(GENRES[g] for g in sorted(genre_of[i, :2])) for i in range(N_ITEMS)],
+            "genres": [
+                "|".join(GENRES[g] for g in sorted(genre_of[i, :2])) for i in range(N_ITEMS)
+            ],
         }
     )
     return RatingsTable(ratings, titles, "sample", (1.0, 5.0))

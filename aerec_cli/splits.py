@@ -13,7 +13,9 @@ SPLIT_METHODS = ["random", "temporal"]
 def test_mask(ratings: pd.DataFrame, method: str, test_fraction: float, seed: int) -> np.ndarray:
     """Boolean mask of the ratings that go to the test split."""
     if not 0.0 < test_fraction < 1.0:
-        raise AerecError(f"--test-fraction must be between 0 and 1 (exclusive), not {test_fraction}")
+        raise AerecError(
+            f"--test-fraction must be between 0 and 1 (exclusive), not {test_fraction}"
+        )
     if method == "random":
         rng = np.random.default_rng(seed)
         mask = np.zeros(len(ratings), dtype=bool)

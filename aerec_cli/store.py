@@ -99,6 +99,7 @@ def ingest(
     target = home / "datasets" / name
     if target.exists() and not force:
         raise AerecError(f"dataset {name} already exists at {target}; pass --force to replace it")
+    _check_split(split, test_fraction)  # before reading: a large source takes a while
     table, source_path = _read(source, home, columns, sep, skip_bad_lines)
     train_df, test_df, split_info = _split(table, split, test_fraction, seed)
     digest = _source_digest(source_path, table)
@@ -115,6 +116,17 @@ def _read(source: str, home: Path, columns, sep, skip_bad_lines):
     else:
         source_path = Path(source).expanduser()
     return formats.read_source(source_path, columns, sep, skip_bad_lines), source_path
+
+
+def _check_split(method: str, test_fraction: float) -> None:
+    """Reject a split no source could have, or a bad fraction for random/temporal."""
+    known = splits.SPLIT_METHODS + formats.PREDEFINED_SPLITS_100K
+    if method not in known:
+        raise AerecError(f"unknown split {method!r}; choose one of: {', '.join(known)}")
+    if method in splits.SPLIT_METHODS and not 0.0 < test_fraction < 1.0:
+        raise AerecError(
+            f"--test-fraction must be between 0 and 1 (exclusive), not {test_fraction}"
+        )
 
 
 def _split(table: formats.RatingsTable, method: str, test_fraction: float, seed: int):
@@ -250,7 +262,9 @@ def load(home: Path, name: str | None = None) -> Dataset:
     folder = home / "datasets" / name
     if not (folder / "meta.json").is_file():
         known = ", ".join(m["name"] for m in list_datasets(home)) or "none"
-        raise AerecError(f"no dataset named {name!r} in {home} (stored: {known}); see aerec datasets")
+        raise AerecError(
+            f"no dataset named {name!r} in {home} (stored: {known}); see aerec datasets"
+        )
     try:
         meta = fileio.read_json(folder / "meta.json")
         if meta.get("format_version") != FORMAT_VERSION:

@@ -23,8 +23,7 @@ from aerec_cli.errors import AerecError
 from aerec_cli.inference import predict_entries
 from aerec_cli.matrices import ORIENTATIONS, SparseRows, oriented, row_batches
 from aerec_cli.models import MODEL_KINDS, RatingAutoencoder, build_model
-
-DEFAULT_HIDDEN = 500
+from aerec_cli.pretraining import pretrain
 
 
 @dataclass
@@ -39,16 +38,29 @@ class TrainConfig:
     patience: int = 20
     val_fraction: float = 0.05
     seed: int = 0
+    # Kind-specific (each model class lists the ones it takes in its ``options``).
+    sparsity_target: float = 0.05
+    sparsity_weight: float = 20.0
+    corruption: float = 0.25
+    noise: str = "mask"
+    noise_std: float = 0.3
+    contraction_weight: float = 0.1
+    pretrain_epochs: int = 10
+    cd_steps: int = 1
 
     def check(self) -> None:
         if self.kind not in MODEL_KINDS:
-            raise AerecError(f"unknown --kind {self.kind!r}; choose one of: {', '.join(MODEL_KINDS)}")
+            raise AerecError(
+                f"unknown --kind {self.kind!r}; choose one of: {', '.join(MODEL_KINDS)}"
+            )
         if self.orientation not in ORIENTATIONS:
             raise AerecError(f"--orientation must be item or user, not {self.orientation!r}")
         for flag, value, low in (
             ("--epochs", self.epochs, 1),
             ("--batch-size", self.batch_size, 1),
             ("--patience", self.patience, 1),
+            ("--pretrain-epochs", self.pretrain_epochs, 0),
+            ("--cd-steps", self.cd_steps, 1),
         ):
             if value < low:
                 raise AerecError(f"{flag} must be at least {low}, not {value}")
@@ -85,9 +97,12 @@ def hold_out(matrix: sp.csr_matrix, fraction: float, seed: int):
     return fit, coo.row[is_val], coo.col[is_val], coo.data[is_val]
 
 
-def default_hidden(kind: str, n_inputs: int) -> list[int]:
-    # Undercomplete by construction: never wider than half the input.
-    return [max(1, min(DEFAULT_HIDDEN, n_inputs // 2))]
+def build_for(config: TrainConfig, n_inputs: int) -> RatingAutoencoder:
+    """The network ``config`` asks for, with the kind's default layer sizes if none given."""
+    cls = MODEL_KINDS[config.kind]
+    options = {name: getattr(config, name) for name in cls.options}
+    hidden = config.hidden or cls.default_hidden(n_inputs)
+    return build_model({"kind": config.kind, "n_inputs": n_inputs, "hidden": hidden, **options})
 
 
 def fit(
@@ -105,15 +120,25 @@ def fit(
     fit_matrix, val_rows, val_cols, val_values = hold_out(matrix, config.val_fraction, config.seed)
     if fit_matrix.nnz == 0 or len(val_values) == 0:
         raise AerecError("too few training ratings to hold out a validation slice")
-    hidden = config.hidden or default_hidden(config.kind, matrix.shape[1])
-    model = build_model({"kind": config.kind, "n_inputs": matrix.shape[1], "hidden": hidden})
-    model.to(device)
+    model = build_for(config, matrix.shape[1]).to(device)
     inputs = SparseRows(fit_matrix, device)
+    history = []
+    if model.pretraining and config.pretrain_epochs:
+        history = pretrain(
+            model,
+            inputs,
+            config.pretrain_epochs,
+            config.lr,
+            config.batch_size,
+            config.cd_steps,
+            generator,
+            on_epoch,
+        )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     # lambda/2 ||W||^2 belongs to the whole objective; per rating it is divided by the count.
     l2_scale = config.weight_decay / (2.0 * fit_matrix.nnz)
 
-    history, best_rmse, best_epoch, best_state = [], float("inf"), 0, None
+    best_rmse, best_epoch, best_state = float("inf"), 0, None
     started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()

@@ -1,0 +1,86 @@
+"""Shared fixtures: the MovieLens-format sources (built once per session) and aerec homes.
+
+The CLI helpers (run_cli, ok, assert_clean_error) live in tests/helpers.py."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests import fixtures
+from tests.helpers import ok, run_cli
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@dataclass
+class Sources:
+    """Every fixture layout, written once per session (read-only for tests)."""
+
+    root: Path
+    ml100k: fixtures.Fixture
+    ml100k_zip: Path
+    ml1m: fixtures.Fixture
+    ml1m_zip: Path
+    ml10m: fixtures.Fixture
+    ml10m_zip: Path
+    latest_small: fixtures.Fixture
+    latest_small_zip: Path
+    ml25m: fixtures.Fixture
+    ml25m_zip: Path
+
+
+@pytest.fixture(scope="session")
+def sources(tmp_path_factory) -> Sources:
+    root = tmp_path_factory.mktemp("sources")
+    folders, zips = root / "folders", root / "zips"
+    ml100k = fixtures.write_ml100k(folders)
+    ml1m = fixtures.write_ml1m(folders)
+    ml10m = fixtures.write_ml10m(folders)
+    latest = fixtures.write_ml_latest(folders, "ml-latest-small")
+    ml25m = fixtures.write_ml_latest(folders, "ml-25m", seed=19)
+    return Sources(
+        root,
+        ml100k,
+        fixtures.zip_folder(ml100k.path, zips / "ml-100k.zip"),
+        ml1m,
+        fixtures.zip_folder(ml1m.path, zips / "ml-1m.zip"),
+        ml10m,
+        fixtures.zip_folder(ml10m.path, zips / "ml-10m.zip"),
+        latest,
+        fixtures.zip_folder(latest.path, zips / "ml-latest-small.zip"),
+        ml25m,
+        fixtures.zip_folder(ml25m.path, zips / "ml-25m.zip"),
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_real_home(tmp_path, monkeypatch):
+    """A command that forgets --home still lands in a temp folder, never the user's data dir."""
+    monkeypatch.setenv("AEREC_HOME", str(tmp_path / "env-default-home"))
+    monkeypatch.delenv("AEREC_DEVICE", raising=False)
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    """An empty aerec home for one test."""
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="session")
+def ingested_template(tmp_path_factory, sources) -> Path:
+    """A home holding the ml-1m fixture as dataset ``ml1m`` (copied, never used directly)."""
+    template = tmp_path_factory.mktemp("ingested") / "home"
+    ok(run_cli(template, "-q", "ingest", sources.ml1m_zip, "--name", "ml1m"))
+    return template
+
+
+@pytest.fixture
+def ingested_home(tmp_path, ingested_template) -> Path:
+    """A private copy of a home with one small dataset (``ml1m``) ingested."""
+    target = tmp_path / "home"
+    shutil.copytree(ingested_template, target)
+    return target

@@ -1,0 +1,119 @@
+"""Version, help, the `python -m` entry point, --home / AEREC_HOME and --device cpu."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from aerec_cli import __version__
+from tests.helpers import assert_clean_error, ok, run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_module(*args, home: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in {"AEREC_HOME", "AEREC_DEVICE"}}
+    if home is not None:
+        env["AEREC_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "aerec_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=REPO,
+        env=env,
+    )
+
+
+def test_version(home):
+    result = ok(run_cli(home, "--version"))
+    assert result.stdout.strip() == f"aerec {__version__}"
+    assert not home.exists()  # --version touches nothing
+
+
+def test_version_without_home():
+    assert ok(run_cli(None, "--version", threads=None)).stdout.strip() == f"aerec {__version__}"
+
+
+def test_python_dash_m_version():
+    result = run_module("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"aerec {__version__}"
+
+
+def test_python_dash_m_error_is_one_line(tmp_path):
+    result = run_module("-q", "ingest", tmp_path / "missing.zip", home=tmp_path / "home")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error:")
+    assert result.stdout == ""
+
+
+def test_python_dash_m_json_is_clean_utf8(tmp_path, sources):
+    result = run_module("ingest", sources.ml1m_zip, "--format", "json", home=tmp_path / "home")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["ratings"] == 400
+    assert "reading" in result.stderr  # progress on stderr keeps stdout parseable
+
+
+def test_help_lists_the_commands(home):
+    out = ok(run_cli(home, "--help")).stdout
+    for command in ("ingest", "datasets", "users", "train", "runs", "evaluate", "recommend"):
+        assert command in out
+
+
+def test_home_from_the_environment(tmp_path, sources):
+    home = tmp_path / "env-home"
+    env = {"AEREC_HOME": str(home)}
+    ok(run_cli(None, "-q", "ingest", sources.ml1m_zip, "--name", "d", env=env))
+    assert (home / "datasets" / "d" / "meta.json").is_file()
+    listed = ok(run_cli(None, "datasets", "--format", "json", env=env)).json()
+    assert [m["name"] for m in listed] == ["d"]
+
+
+def test_home_option_beats_the_environment(tmp_path, sources):
+    env_home, flag_home = tmp_path / "env-home", tmp_path / "flag-home"
+    ok(run_cli(flag_home, "-q", "ingest", sources.ml1m_zip, env={"AEREC_HOME": str(env_home)}))
+    assert (flag_home / "datasets" / "ml-1m").is_dir()
+    assert not env_home.exists()
+
+
+def test_device_cpu_end_to_end(ingested_home):
+    # threads=None: torch gets its default thread count here.
+    cpu = ["--device", "cpu"]
+    train = ["train", "--epochs", "2", "--hidden", "4", "--run", "r"]
+    ok(run_cli(ingested_home, "-q", *cpu, *train, threads=None))
+    config = json.loads((ingested_home / "runs" / "r" / "config.json").read_text())
+    assert config["device"] == "cpu"
+    assert ok(run_cli(ingested_home, *cpu, "evaluate", "--format", "json")).json()["run"] == "r"
+    recs = ok(run_cli(ingested_home, *cpu, "recommend", "--user", "4", "--format", "json")).json()
+    assert len(recs["items"]) == 10  # the default --top
+
+
+def test_quiet_train_prints_no_progress(ingested_home):
+    result = ok(run_cli(ingested_home, "-q", "train", "--epochs", "2", "--hidden", "4"))
+    assert result.stderr == ""
+    assert "saved to" in result.stdout
+
+
+def test_no_arguments_shows_help_without_an_empty_error():
+    result = run_cli(None, threads=None)
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "ingest" in result.stdout + result.stderr
+    for line in result.stderr.splitlines():
+        if line.startswith("error:"):
+            assert line.split("(see:")[0].strip() != "error:", line
+
+
+def test_missing_command(home):
+    assert_clean_error(run_cli(home), "missing command")
+
+
+def test_help_keeps_the_bracketed_defaults(home):
+    out = re.sub(r"[│\s]+", " ", ok(run_cli(home, "--help")).stdout)
+    assert "live ." not in out
+    assert "user data dir" in out
