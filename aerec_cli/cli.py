@@ -21,7 +21,10 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from aerec_cli import __version__
+from aerec_cli.config import TrainConfig
 from aerec_cli.errors import AerecError
+
+D = TrainConfig()  # the defaults shown in `aerec train --help`
 
 # Piped output gets a wide console so tables are not cut at 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -351,12 +354,12 @@ def train(
     ctx: typer.Context,
     data: str = typer.Option(None, "--data", help="Dataset name \\[default: the latest]."),
     kind: str = typer.Option(
-        "basic",
+        D.kind,
         "--kind",
         help="basic | sparse | denoising | contractive | stacked | deep (see below).",
     ),
     orientation: str = typer.Option(
-        "item",
+        D.orientation,
         "--orientation",
         help="item (I-AutoRec: reconstruct each item's ratings) or user (U-AutoRec).",
     ),
@@ -364,66 +367,68 @@ def train(
         None,
         "--hidden",
         help="Layer sizes, e.g. 500 or 500,250 \\[default: basic/denoising/contractive "
-        "min(500, inputs/2); sparse 1.25 x inputs; stacked/deep two layers, e.g. 500,250].",
+        "min(300, inputs/2); sparse 1.25 x inputs; stacked/deep two layers, e.g. 500,250].",
     ),
     epochs: int = typer.Option(
-        200, "--epochs", help="Most fine-tuning epochs; early stopping may end sooner."
+        D.epochs, "--epochs", help="Most fine-tuning epochs; early stopping may end sooner."
     ),
-    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Rating vectors per step."),
+    lr: float = typer.Option(D.lr, "--lr", help="Adam learning rate."),
+    batch_size: int = typer.Option(D.batch_size, "--batch-size", help="Rating vectors per step."),
     weight_decay: float = typer.Option(
-        1.0, "--weight-decay", help="L2 strength (AutoRec's lambda)."
+        D.weight_decay, "--weight-decay", help="L2 strength (AutoRec's lambda)."
     ),
     patience: int = typer.Option(
-        20, "--patience", help="Stop after this many epochs without a better validation RMSE."
+        D.patience,
+        "--patience",
+        help="Stop after this many epochs without a better validation RMSE.",
     ),
     val_fraction: float = typer.Option(
-        0.05, "--val-fraction", help="Share of train ratings held out for validation."
+        D.val_fraction, "--val-fraction", help="Share of train ratings held out for validation."
     ),
     sparsity_target: float = typer.Option(
-        0.05,
+        D.sparsity_target,
         "--sparsity-target",
         help="sparse: target mean activation of each hidden unit.",
         rich_help_panel="Kind options",
     ),
     sparsity_weight: float = typer.Option(
-        20.0,
+        D.sparsity_weight,
         "--sparsity-weight",
         help="sparse: weight of the KL sparsity penalty.",
         rich_help_panel="Kind options",
     ),
     corruption: float = typer.Option(
-        0.25,
+        D.corruption,
         "--corruption",
         help="denoising: share of observed input ratings hidden (mask noise).",
         rich_help_panel="Kind options",
     ),
     noise: str = typer.Option(
-        "mask",
+        D.noise,
         "--noise",
         help="denoising: mask, gaussian or mask+gaussian.",
         rich_help_panel="Kind options",
     ),
     noise_std: float = typer.Option(
-        0.3,
+        D.noise_std,
         "--noise-std",
         help="denoising: std (stars) of Gaussian noise on observed ratings.",
         rich_help_panel="Kind options",
     ),
     contraction_weight: float = typer.Option(
-        0.1,
+        D.contraction_weight,
         "--contraction-weight",
         help="contractive: weight of the Jacobian penalty.",
         rich_help_panel="Kind options",
     ),
     pretrain_epochs: int = typer.Option(
-        10,
+        D.pretrain_epochs,
         "--pretrain-epochs",
         help="stacked/deep: pretraining epochs per layer (0: none).",
         rich_help_panel="Kind options",
     ),
     cd_steps: int = typer.Option(
-        1,
+        D.cd_steps,
         "--cd-steps",
         help="deep: Gibbs steps of contrastive divergence (CD-k).",
         rich_help_panel="Kind options",
@@ -435,7 +440,7 @@ def train(
     from aerec_cli.progress import EpochProgress
 
     settings: Settings = ctx.obj
-    config = training.TrainConfig(
+    config = TrainConfig(
         kind=kind,
         orientation=orientation,
         hidden=_parse_sizes(hidden),
@@ -458,14 +463,16 @@ def train(
     config.check()
     device = settings.torch_device()
     settings.note(f"training {kind} ({orientation}-based) on {device}")
-    progress = EpochProgress(err, config.epochs, config.pretrain_epochs, enabled=not settings.quiet)
+    progress = EpochProgress(
+        err, config.epochs, config.pretrain_epochs, not settings.quiet, settings.verbose
+    )
     with progress:
         saved, result = training.train_run(
             settings.home, config, device, data, run, progress.update
         )
     out.print(
         f"run {saved.name}: best validation RMSE {result.best_val_rmse:.4f} at epoch "
-        f"{result.best_epoch} ({len(result.history)} epochs, {result.seconds:.1f} s)"
+        f"{result.best_epoch} ({saved.metrics['epochs_run']} epochs, {result.seconds:.1f} s)"
     )
     out.print(f"saved to {saved.path}")
 

@@ -6,8 +6,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-ORIENTATIONS = ("item", "user")
-
 
 def oriented(matrix: sp.csr_matrix, orientation: str) -> sp.csr_matrix:
     """Rows are what the autoencoder reconstructs: items (I-AutoRec) or users (U-AutoRec)."""

@@ -73,7 +73,7 @@ class RatingAutoencoder(nn.Module):
 
     @staticmethod
     def default_hidden(n_inputs: int) -> list[int]:
-        return [max(1, min(500, n_inputs // 2))]
+        return [max(1, min(300, n_inputs // 2))]
 
 
 class BasicAutoencoder(RatingAutoencoder):
@@ -201,7 +201,7 @@ class StackedAutoencoder(RatingAutoencoder):
 
     @staticmethod
     def default_hidden(n_inputs: int) -> list[int]:
-        first = max(2, min(500, n_inputs // 2))
+        first = max(2, min(300, n_inputs // 2))
         return [first, max(1, first // 2)]
 
 

@@ -7,7 +7,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class EpochProgress:
-    def __init__(self, console: Console, epochs: int, pretrain_epochs: int = 0, enabled=True):
+    def __init__(
+        self, console: Console, epochs: int, pretrain_epochs=0, enabled=True, verbose=False
+    ):
+        self.console = console
+        self.verbose = verbose and enabled
         self.epochs = epochs
         self.pretrain_epochs = pretrain_epochs
         self.progress = Progress(
@@ -38,6 +42,12 @@ class EpochProgress:
             total = self.epochs if row["phase"] == "train" else self.pretrain_epochs
             self.task = self.progress.add_task(label, total=total, loss="-", val="-")
         val = row.get("val_rmse")
+        if self.verbose:  # one line per epoch too, for logs
+            self.progress.console.print(
+                f"{row['phase']} {row['layer']} epoch {row['epoch']}: loss {row['train_loss']:.4f}"
+                + ("" if val in (None, "") else f", val RMSE {val:.4f}")
+                + f" ({row['seconds']:.2f} s)"
+            )
         self.progress.update(
             self.task,
             completed=row["epoch"],

@@ -11,7 +11,7 @@ import copy
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,59 +19,12 @@ import scipy.sparse as sp
 import torch
 
 from aerec_cli import __version__, checkpoints, store
+from aerec_cli.config import TrainConfig
 from aerec_cli.errors import AerecError
 from aerec_cli.inference import predict_entries
-from aerec_cli.matrices import ORIENTATIONS, SparseRows, oriented, row_batches
+from aerec_cli.matrices import SparseRows, oriented, row_batches
 from aerec_cli.models import MODEL_KINDS, RatingAutoencoder, build_model
 from aerec_cli.pretraining import pretrain
-
-
-@dataclass
-class TrainConfig:
-    kind: str = "basic"
-    orientation: str = "item"
-    hidden: list[int] = field(default_factory=list)  # empty: kind's default for the data
-    epochs: int = 200
-    lr: float = 1e-3
-    batch_size: int = 64
-    weight_decay: float = 1.0  # AutoRec's lambda: lambda/2 * ||W||^2 over the whole objective
-    patience: int = 20
-    val_fraction: float = 0.05
-    seed: int = 0
-    # Kind-specific (each model class lists the ones it takes in its ``options``).
-    sparsity_target: float = 0.05
-    sparsity_weight: float = 20.0
-    corruption: float = 0.25
-    noise: str = "mask"
-    noise_std: float = 0.3
-    contraction_weight: float = 0.1
-    pretrain_epochs: int = 10
-    cd_steps: int = 1
-
-    def check(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise AerecError(
-                f"unknown --kind {self.kind!r}; choose one of: {', '.join(MODEL_KINDS)}"
-            )
-        if self.orientation not in ORIENTATIONS:
-            raise AerecError(f"--orientation must be item or user, not {self.orientation!r}")
-        for flag, value, low in (
-            ("--epochs", self.epochs, 1),
-            ("--batch-size", self.batch_size, 1),
-            ("--patience", self.patience, 1),
-            ("--pretrain-epochs", self.pretrain_epochs, 0),
-            ("--cd-steps", self.cd_steps, 1),
-        ):
-            if value < low:
-                raise AerecError(f"{flag} must be at least {low}, not {value}")
-        if not self.lr > 0:
-            raise AerecError(f"--lr must be positive, not {self.lr}")
-        if self.weight_decay < 0:
-            raise AerecError(f"--weight-decay must be 0 or more, not {self.weight_decay}")
-        if not 0 < self.val_fraction < 0.5:
-            raise AerecError(f"--val-fraction must be in (0, 0.5), not {self.val_fraction}")
-        if any(h < 1 for h in self.hidden):
-            raise AerecError(f"--hidden sizes must be at least 1, not {self.hidden}")
 
 
 @dataclass
@@ -120,6 +73,7 @@ def fit(
     fit_matrix, val_rows, val_cols, val_values = hold_out(matrix, config.val_fraction, config.seed)
     if fit_matrix.nnz == 0 or len(val_values) == 0:
         raise AerecError("too few training ratings to hold out a validation slice")
+    started = time.perf_counter()
     model = build_for(config, matrix.shape[1]).to(device)
     inputs = SparseRows(fit_matrix, device)
     history = []
@@ -139,7 +93,6 @@ def fit(
     l2_scale = config.weight_decay / (2.0 * fit_matrix.nnz)
 
     best_rmse, best_epoch, best_state = float("inf"), 0, None
-    started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         model.train()

@@ -108,8 +108,8 @@ def test_recommend_unknown_format(trained_once):
         (["--hidden", "0"], "--hidden"),
         (["--hidden", "abc"], "--hidden"),
         (["--hidden", "-4"], "--hidden"),
-        (["--hidden", "4,2"], "one hidden size"),
-        (["--hidden", "30"], "undercomplete"),  # 30 inputs (users) per item
+        (["--hidden", "4,2"], "one hidden size"),  # denoising, the default kind
+        (["--kind", "basic", "--hidden", "30"], "undercomplete"),  # 30 inputs (users) per item
         (["--kind", "nosuch"], "nosuch"),
         (["--orientation", "diagonal"], "diagonal"),
         (["--batch-size", "0"], "--batch-size"),

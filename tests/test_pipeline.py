@@ -12,8 +12,11 @@ import shutil
 import pytest
 from safetensors.torch import load_file
 
+from aerec_cli.config import TrainConfig
 from tests import fixtures
 from tests.helpers import ok, run_cli, stored_ratings
+
+DEFAULT_KIND = TrainConfig().kind
 
 # Tiny and fast, but with a learning rate high enough that the scores spread out.
 TINY = ["--epochs", "5", "--hidden", "8", "--lr", "0.05", "--weight-decay", "0.1"]
@@ -55,7 +58,7 @@ def test_train_writes_a_complete_run_folder(ingested_home):
     assert {p.name for p in folder.iterdir()} == RUN_FILES
 
     config = json.loads((folder / "config.json").read_text())
-    assert config["kind"] == "basic"
+    assert config["kind"] == DEFAULT_KIND
     assert config["orientation"] == "item"
     assert config["dataset"] == "ml1m"
     meta = (ingested_home / "datasets" / "ml1m" / "meta.json").read_bytes()
@@ -101,7 +104,7 @@ def test_train_default_run_name_and_dataset(ingested_home, sources):
     ok(run_cli(ingested_home, "-q", "ingest", sources.ml10m_zip, "--name", "ten"))
     result = ok(run_cli(ingested_home, "-q", "train", *TINY))
     name = re.search(r"run (\S+):", result.stdout).group(1)
-    assert re.fullmatch(r"ten-basic-\d{8}-\d{6}(-\d+)?", name)  # the latest dataset
+    assert re.fullmatch(rf"ten-{DEFAULT_KIND}-\d{{8}}-\d{{6}}(-\d+)?", name)  # the latest dataset
     config = json.loads((ingested_home / "runs" / name / "config.json").read_text())
     assert config["dataset"] == "ten"
     assert config["rating_scale"] == [0.5, 5.0]
@@ -112,7 +115,7 @@ def test_train_default_run_name_and_dataset(ingested_home, sources):
 
 def test_train_progress_goes_to_stderr(ingested_home):
     result = ok(run_cli(ingested_home, "train", *TINY, "--run", "r"))
-    assert "training basic" in result.stderr
+    assert f"training {DEFAULT_KIND}" in result.stderr
     assert "training" not in result.stdout
 
 
@@ -143,7 +146,7 @@ def test_runs_lists_runs_oldest_first(trained):
     assert names == ["item-run", "user-run"]
     for record in records:
         assert record["dataset"] == "ml1m"
-        assert record["kind"] == "basic"
+        assert record["kind"] == DEFAULT_KIND
         assert record["val_rmse"] > 0
         assert 1 <= record["epochs"] <= 5
     assert [r["orientation"] for r in records] == ["item", "user"]
@@ -176,7 +179,7 @@ def test_evaluate_json(trained):
     assert {"run", "dataset", "kind", "rmse", "mae", "n_test", "baselines"} <= set(report)
     assert report["run"] == "item-run"
     assert report["dataset"] == "ml1m"
-    assert report["kind"] == "basic"
+    assert report["kind"] == DEFAULT_KIND
     assert report["n_test"] == 40
     assert 0 < report["mae"] <= report["rmse"] <= 4
     for baseline in ("global_mean", "bias"):
@@ -204,7 +207,7 @@ def test_evaluate_defaults_to_the_latest_run(trained):
 def test_evaluate_table(trained):
     out = ok(run_cli(trained, "evaluate", "--run", "item-run")).stdout
     assert "item-run" in out and "40 test ratings" in out
-    for label in ("basic (item)", "global mean", "bias baseline", "RMSE", "MAE"):
+    for label in (f"{DEFAULT_KIND} (item)", "global mean", "bias baseline", "RMSE", "MAE"):
         assert label in out
 
 
