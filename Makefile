@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 DEMO_HOME ?= .aerec-demo
 STAMP := $(VENV)/.aerec-deps
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench search clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,22 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# The validation-only hyperparameter search behind the defaults (about 15 min on 2 cores).
+search: install
+	rm -f benchmarks/search-ml100k-*.csv
+	for split in random u1; do \
+	  S="$(PY) benchmarks/search.py --source ../shared/data/ml-100k.zip --split $$split --out benchmarks/search-ml100k-$$split.csv"; \
+	  $$S --kind denoising --grid '{"weight_decay": [30, 100, 300], "hidden": [[200], [300], [500]], "corruption": [0.1, 0.25, 0.4]}' && \
+	  $$S --kind basic --grid '{"weight_decay": [30, 100, 300], "hidden": [[200], [300], [500]]}' && \
+	  $$S --kind contractive --grid '{"contraction_weight": [0.01, 0.1, 1.0], "weight_decay": [30, 100]}' && \
+	  $$S --kind sparse --grid '{"sparsity_weight": [5, 20], "weight_decay": [30, 100]}' && \
+	  $$S --kind stacked --kind deep --grid '{"hidden": [[300, 150], [500, 250]], "weight_decay": [30, 100]}' || exit 1; \
+	done
 
 lint: install
 	$(VENV)/bin/ruff check aerec_cli tests

@@ -12,14 +12,15 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from typing import TYPE_CHECKING
 
 from aerec_cli import fileio
 from aerec_cli.errors import AerecError
-from aerec_cli.models import RatingAutoencoder, build_model
+
+if TYPE_CHECKING:  # torch loads only where weights are read or written (fast `recommend`)
+    import torch
+
+    from aerec_cli.models import RatingAutoencoder
 
 WEIGHTS, CONFIG, HISTORY, METRICS = (
     "model.safetensors",
@@ -45,6 +46,11 @@ class Run:
             return list(csv.DictReader(handle))
 
     def load_model(self, device: torch.device) -> RatingAutoencoder:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from aerec_cli.models import build_model
+
         model = build_model(self.config["model"])
         try:
             state = load_file(self.path / WEIGHTS, device="cpu")
@@ -86,6 +92,8 @@ def save_run(
     replace: bool = False,
 ) -> Run:
     """Write a whole run folder at once (staged, then renamed into place)."""
+    from safetensors.torch import save
+
     target = home / "runs" / check_run_name(name)
     if target.exists() and not replace:
         raise AerecError(f"run {name} already exists; pick another --run name")

@@ -121,7 +121,7 @@ def root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ):
-    from aerec_cli.store import default_home
+    from aerec_cli.paths import default_home
 
     if threads is not None and threads < 1:
         raise AerecError(f"--threads must be at least 1, not {threads}")
@@ -162,6 +162,7 @@ def _table(title: str | None, columns: list[str], rows: list[list]) -> Table:
                 "format",
                 "orientation",
                 "method",
+                "because",
             }
             else "right",
         )
@@ -436,7 +437,7 @@ def train(
     run: str = typer.Option(None, "--run", help="Run name \\[default: DATASET-KIND-TIME]."),
 ):
     """Train an autoencoder on a dataset's train split and save the run."""
-    from aerec_cli import training
+    from aerec_cli import distributed, training
     from aerec_cli.progress import EpochProgress
 
     settings: Settings = ctx.obj
@@ -461,15 +462,23 @@ def train(
         cd_steps=cd_steps,
     )
     config.check()
-    device = settings.torch_device()
-    settings.note(f"training {kind} ({orientation}-based) on {device}")
-    progress = EpochProgress(
-        err, config.epochs, config.pretrain_epochs, not settings.quiet, settings.verbose
-    )
-    with progress:
-        saved, result = training.train_run(
-            settings.home, config, device, data, run, progress.update
+    world, device = distributed.join(settings.torch_device())
+    try:
+        speaks = world.is_main and not settings.quiet
+        if speaks:
+            where = f"{world.size} processes" if world.active else str(device)
+            settings.note(f"training {kind} ({orientation}-based) on {where}")
+        progress = EpochProgress(
+            err, config.epochs, config.pretrain_epochs, speaks, settings.verbose
         )
+        with progress:
+            saved, result = training.train_run(
+                settings.home, config, device, data, run, progress.update, world
+            )
+    finally:
+        distributed.leave()
+    if saved is None:  # not rank 0 under torchrun: rank 0 reports and saves
+        return
     out.print(
         f"run {saved.name}: best validation RMSE {result.best_val_rmse:.4f} at epoch "
         f"{result.best_epoch} ({saved.metrics['epochs_run']} epochs, {result.seconds:.1f} s)"
@@ -480,11 +489,32 @@ def train(
 @app.command()
 def runs(
     ctx: typer.Context,
+    compare: bool = typer.Option(
+        False,
+        "--compare",
+        help="Evaluate the runs (all, or those in --runs) and compare them side by side.",
+    ),
+    names: str = typer.Option(
+        None, "--runs", help="With --compare: the runs to compare, e.g. A,B,C \\[default: all]."
+    ),
+    k: str = typer.Option(None, "--k", help="With --compare: the top-k cut-off \\[default: 10]."),
+    relevant: float = typer.Option(
+        None, "--relevant", help="With --compare: stars from which a test rating is relevant."
+    ),
     output: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
 ):
-    """List trained runs with their validation and (once evaluated) test RMSE."""
+    """List trained runs with their validation and (once evaluated) test RMSE.
+
+    With --compare, evaluate them and show RMSE, MAE and ranking metrics side by side.
+    """
     from aerec_cli import checkpoints
 
+    if not compare and (names is not None or k is not None or relevant is not None):
+        raise AerecError("--runs, --k and --relevant go with --compare: aerec runs --compare ...")
+    if compare:
+        chosen = _parse_names(names) if names is not None else None
+        _compare_runs(ctx.obj, chosen, k or "10", relevant, output)
+        return
     found = checkpoints.list_runs(ctx.obj.home)
     records = [
         {
@@ -528,19 +558,42 @@ def runs(
 # --- evaluate and recommend ---------------------------------------------------------------
 
 
-@app.command()
-def evaluate(
-    ctx: typer.Context,
-    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
-    output: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
-):
-    """RMSE and MAE on the test split, with global-mean and bias baselines side by side."""
-    from aerec_cli import evaluation
+def _parse_ks(text: str) -> list[int]:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        ks = [int(part) for part in parts]
+    except ValueError:
+        ks = []
+    if not ks or len(ks) != len(parts):
+        raise AerecError(f"--k takes positive integers like 10 or 10,20, not {text!r}")
+    for value in ks:
+        if value < 1:
+            raise AerecError(f"--k must be at least 1, not {value}")
+    return list(dict.fromkeys(ks))
 
-    report = evaluation.evaluate_run(ctx.obj.home, run, ctx.obj.torch_device())
-    if output is OutputFormat.json:
-        _print_json(report)
-        return
+
+def _parse_names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise AerecError(f"--runs takes run names separated by commas, not {text!r}")
+    return names
+
+
+RANKING_LABELS = {
+    "precision": "P",
+    "recall": "R",
+    "ndcg": "NDCG",
+    "mrr": "MRR",
+    "hit_rate": "HR",
+    "coverage": "cov",
+}
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _print_evaluation(report: dict) -> None:
     rows = [
         [
             f"{report['kind']} ({report['orientation']})",
@@ -558,44 +611,450 @@ def evaluate(
             f"{report['n_fallback']:,} test ratings of users or items unseen in training "
             "were predicted by the bias baseline"
         )
+    ranking = report["ranking"]
+    relevant = f"{ranking['relevant']:g}"
+    if not ranking["n_users"]:
+        out.print(f"no user has a test rating of {relevant} stars or more: no ranking metrics")
+        return
+    columns = ["model"] + [f"{RANKING_LABELS[m]}@{k}" for k in ranking["k"] for m in RANKING_LABELS]
+    rows = []
+    for label, values in (
+        (f"{report['kind']} ({report['orientation']})", ranking["model"]),
+        ("popularity", ranking["baselines"]["popularity"]),
+        ("bias baseline", ranking["baselines"]["bias"]),
+    ):
+        rows.append(
+            [label] + [_num(values[f"{m}@{k}"]) for k in ranking["k"] for m in RANKING_LABELS]
+        )
+    title = (
+        f"top-k ranking for {ranking['n_users']:,} users with a test rating >= {relevant} "
+        "(candidates: every item not rated in training)"
+    )
+    out.print(_table(title, columns, rows))
+
+
+def _print_comparison(reports: list[dict]) -> None:
+    """One row per run; the best value of each metric column in bold green (or marked *)."""
+    from rich.text import Text
+
+    k = reports[0]["ranking"]["k"][0]
+    metrics = [("RMSE", "rmse", min), ("MAE", "mae", min)] + [
+        (f"{label}@{k}", f"{m}@{k}", max) for m, label in RANKING_LABELS.items()
+    ]
+
+    def value(report: dict, key: str):
+        if key in ("rmse", "mae"):
+            return report[key]
+        return report["ranking"]["model"].get(key) if k in report["ranking"]["k"] else None
+
+    plain = out.color_system is None  # piped or NO_COLOR: mark the best with a star instead
+    best = {}
+    for _, key, pick in metrics:
+        present = [v for v in (value(r, key) for r in reports) if v is not None]
+        best[key] = pick(present) if len(reports) > 1 and present else None
+    header = ["run", "dataset", "kind", "orientation"] + [label for label, _, _ in metrics]
+    rows = []
+    for report in reports:
+        row = [report["run"], report["dataset"], report["kind"], report["orientation"]]
+        for _, key, _ in metrics:
+            number = value(report, key)
+            if number is not None and number == best[key]:
+                row.append(Text(_num(number) + ("*" if plain else ""), style="bold green"))
+            else:
+                row.append(_num(number) + (" " if plain and len(reports) > 1 else ""))
+        rows.append(row)
+    relevant = f"{reports[0]['ranking']['relevant']:g}"
+    runs_text = f"{len(reports)} run{'s' if len(reports) > 1 else ''}"
+    title = f"{runs_text} on the test split (ranking: top {k}, relevant >= {relevant})"
+    table = _table(title, header, [])
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    if len(reports) > 1:
+        out.print(
+            "* best in each column (lowest RMSE/MAE, highest otherwise)"
+            if plain
+            else "best in each column in bold green (lowest RMSE/MAE, highest otherwise)"
+        )
+
+
+def _compare_runs(
+    settings: Settings,
+    names: list[str] | None,
+    k_text: str,
+    relevant: float | None,
+    output: OutputFormat,
+) -> None:
+    """Evaluate several runs (all when ``names`` is None) and print them side by side."""
+    from aerec_cli import checkpoints, evaluation
+
+    ks = _parse_ks(k_text)
+    every = names is None
+    if every:
+        names = [r.name for r in checkpoints.list_runs(settings.home)]
+        if not names:
+            if output is OutputFormat.json:
+                _print_json([])
+            else:
+                settings.note(f"no runs in {settings.home}; train one: aerec train")
+            return
+    device = settings.torch_device()
+    reports, problems = evaluation.evaluate_runs(
+        settings.home,
+        names,
+        device,
+        ks,
+        relevant,
+        skip_broken=every,
+        on_run=lambda name: settings.note(f"evaluating {name} ..."),
+    )
+    for problem in problems:
+        err.print(f"warning: skipped {problem}", soft_wrap=True)
+    if output is OutputFormat.json:
+        _print_json(reports)
+    elif reports:
+        _print_comparison(reports)
 
 
 @app.command()
+def evaluate(
+    ctx: typer.Context,
+    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
+    names: str = typer.Option(
+        None, "--runs", help="Several runs side by side in one table, e.g. A,B,C."
+    ),
+    k: str = typer.Option("10", "--k", help="Top-k cut-offs for the ranking metrics, e.g. 10,20."),
+    relevant: float = typer.Option(
+        None,
+        "--relevant",
+        help="A test rating of this many stars or more is relevant \\[default: 4].",
+    ),
+    output: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+):
+    """RMSE/MAE and top-k ranking metrics on the test split, next to baselines."""
+    from aerec_cli import evaluation
+
+    ks = _parse_ks(k)
+    if names is not None:
+        if run is not None:
+            raise AerecError("use --run NAME for one run or --runs A,B,C for several, not both")
+        _compare_runs(ctx.obj, _parse_names(names), k, relevant, output)
+        return
+    report = evaluation.evaluate_run(ctx.obj.home, run, ctx.obj.torch_device(), ks, relevant)
+    if output is OutputFormat.json:
+        _print_json(report)
+    else:
+        _print_evaluation(report)
+
+
+@app.command()
+def plot(
+    ctx: typer.Context,
+    names: list[str] = typer.Argument(
+        None, metavar="RUN", help="Runs to plot \\[default: the latest run]."
+    ),
+    output: Path = typer.Option(Path("curves.png"), "-o", "--output", help="The PNG to write."),
+):
+    """Learning curves as a PNG: training loss and validation RMSE per epoch, pretraining.
+
+    Needs matplotlib: pip install 'aerec\\[plot]'.
+    """
+    from aerec_cli import plotting
+
+    result = plotting.plot_runs(ctx.obj.home, names or [], output)
+    out.print(f"wrote {result['path']} ({', '.join(result['runs'])})")
+
+
+RECOMMEND_EPILOG = """Who:\n
+--user ID: a user in the data. Their training ratings are left out unless --include-rated.\n
+--rate ITEM=STARS (repeatable) or --ratings-file FILE (CSV item,rating with raw item ids,
+header optional): a new user, scored without retraining. A user-oriented model encodes the
+new rating vector; an item-oriented model fits the new user's output unit (r ~ h_j.w + b on
+the rated items' last hidden layers h_j) by ridge regression. Unknown item ids are warned
+about and dropped. With fewer than 3 usable ratings the list is ranked by damped popularity,
+(sum of ratings + 10 x global mean) / (count + 10), and says so.\n
+--all-users: every user's top N, written to -o FILE (.csv, .parquet or .jsonl; columns user,
+rank, item, title, score).\n
+--explain: for each item, the 3 rated items that weigh most in it, with sign. User-oriented
+model: leave-one-out, the change in the item's predicted stars when that one rating is dropped
+from the user's input. Item-oriented model (a user's other ratings are not part of an item's
+input): cosine similarity of the two items' encoder codes x (the rating - the user's mean)."""
+
+
+def _because(reasons: list[dict]) -> str:
+    """One line per reason: title (rating[, code similarity], signed effect)."""
+    return "\n".join(
+        f"{r['title']} (rated {r['rating']:g}, "
+        + (f"similarity {r['similarity']:+.2f}, " if "similarity" in r else "")
+        + f"{r['effect']:+.2f})"
+        for r in reasons
+    )
+
+
+def _echo_csv(fields: list[str], rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fields, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    typer.echo(buffer.getvalue(), nl=False)
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def _check_device(settings: Settings) -> None:
+    """recommend, similar, embed and outliers score with numpy on the CPU (no torch import);
+    a --device other than auto or cpu is still checked, so asking for an absent one fails."""
+    if settings.device.strip().lower() not in ("auto", "cpu"):
+        settings.torch_device()
+
+
+@app.command(epilog=RECOMMEND_EPILOG)
 def recommend(
     ctx: typer.Context,
     user: str = typer.Option(
-        ..., "--user", help="Raw user id as in the source data (see: aerec users)."
+        None, "--user", help="Raw user id as in the source data (see: aerec users)."
     ),
+    rate: list[str] = typer.Option(
+        None, "--rate", help="A new user's rating ITEM=STARS, raw item id (repeat the option)."
+    ),
+    ratings_file: Path = typer.Option(
+        None,
+        "--ratings-file",
+        help="A new user's ratings: CSV of item,rating (raw item ids; header optional).",
+    ),
+    all_users: bool = typer.Option(
+        False, "--all-users", help="Top N of every user, written to -o FILE."
+    ),
+    top: int = typer.Option(10, "--top", help="How many items (per user)."),
+    include_rated: bool = typer.Option(
+        False, "--include-rated", help="Keep items the user has rated (their rating is shown)."
+    ),
+    explain: bool = typer.Option(
+        False, "--explain", help="Show the rated items that weigh most in each item (see below)."
+    ),
+    output_file: Path = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="Write to FILE instead: .csv, .parquet or .jsonl (user, rank, item, title, score).",
+    ),
+    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
+    output: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json or csv."),
+):
+    """Top-N items for a user, a new user's ratings, or every user, with predicted stars."""
+    from aerec_cli import exports, recommendation
+
+    settings: Settings = ctx.obj
+    if top < 1:
+        raise AerecError(f"--top must be at least 1, not {top}")
+    _check_device(settings)
+    new_user = bool(rate) or ratings_file is not None
+    modes = [m for m, on in (("--user", user is not None), ("--rate/--ratings-file", new_user),
+                             ("--all-users", all_users)) if on]  # fmt: skip
+    if len(modes) > 1:
+        raise AerecError(f"use only one of {' and '.join(modes)}: they pick whose list to make")
+    if not modes:
+        raise AerecError(
+            "say whose list to make: --user ID, a new user's ratings (--rate ITEM=STARS or "
+            "--ratings-file FILE), or --all-users -o FILE"
+        )
+    if output_file is not None:
+        exports.file_format(output_file)  # an unknown extension fails before any work
+    if all_users and output_file is None:
+        raise AerecError(
+            "--all-users writes a file: add -o FILE ending in .csv, .parquet or .jsonl"
+        )
+    if all_users and explain:
+        raise AerecError(
+            "--explain works for one user at a time (--user or --rate), not --all-users"
+        )
+
+    if all_users:
+        _recommend_all(settings, output_file, top, run, include_rated)
+        return
+    if new_user:
+        pairs = recommendation.read_ratings_file(ratings_file) if ratings_file else []
+        pairs += [recommendation.parse_rate(text) for text in rate or []]
+        result, warnings = recommendation.recommend_for_new_user(
+            pairs, settings.home, top, run, include_rated, explain, settings.note
+        )
+        for warning in warnings:
+            _warn(warning)
+        if result["method"] == "popularity":
+            who = f"a new user by {result['note'].split(';')[0]}"
+        else:
+            who = f"a new user with {result['ratings_used']} ratings"
+    else:
+        result = recommendation.recommend_for_user(
+            user, settings.home, None, top, run, include_rated, explain, settings.note
+        )
+        who = f"user {result['user']}"
+    if output_file is not None:
+        columns = {
+            "user": [result["user"] or ""] * len(result["items"]),
+            "rank": list(range(1, len(result["items"]) + 1)),
+            "item": [e["item"] for e in result["items"]],
+            "title": [e["title"] for e in result["items"]],
+            "score": [e["score"] for e in result["items"]],
+        }
+        n_rows = exports.write_columns(output_file, columns)
+        settings.note(f"wrote {n_rows:,} rows to {output_file}")
+        return
+    if output is ListFormat.json:
+        _print_json(result)
+        return
+    fields = ["item", "title", "genres", "score"] + (["rating"] if include_rated else [])
+    if output is ListFormat.csv:
+        rows = result["items"]
+        if explain:
+            fields.append("because")
+            rows = [{**e, "because": _because(e["because"]).replace("\n", "; ")} for e in rows]
+        _echo_csv(fields, rows)
+        return
+    columns = ["#", "item", "title", "genres", "stars"] + (["rated"] if include_rated else [])
+    rows = []
+    for rank, entry in enumerate(result["items"], 1):
+        row = [rank, entry["item"], entry["title"], entry["genres"], f"{entry['score']:.2f}"]
+        if include_rated:
+            row.append("" if entry["rating"] is None else f"{entry['rating']:g}")
+        if explain:
+            row.append(_because(entry["because"]))
+        rows.append(row)
+    if explain:
+        columns.append("because")
+    out.print(_table(f"top {top} for {who} (run {result['run']})", columns, rows))
+    if explain:
+        out.print(f"because: {result['explain_method']}")
+
+
+def _recommend_all(settings: Settings, path: Path, top: int, run, include_rated: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from aerec_cli import exports, recommendation
+
+    progress = Progress(
+        "users", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, disable=settings.quiet, transient=False,
+    )  # fmt: skip
+    with progress:
+        task = progress.add_task("users", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        served, columns = recommendation.recommend_all_users(
+            settings.home, top, run, include_rated, advance, settings.note
+        )
+    n_rows = exports.write_columns(path, columns)
+    settings.note(
+        f"wrote {n_rows:,} rows (top {top} of {served.n_users:,} users, run {served.run.name}) "
+        f"to {path}"
+    )
+
+
+@app.command()
+def similar(
+    ctx: typer.Context,
+    item: str = typer.Option(..., "--item", help="Raw item id (the MovieLens movie id)."),
     top: int = typer.Option(10, "--top", help="How many items."),
     run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
     output: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json or csv."),
 ):
-    """Top-N items the user has not rated, with titles and predicted stars."""
+    """Items nearest to an item in the model's learned item representation (cosine).
+
+    Item-oriented runs compare the encoder codes of the items' rating vectors; user-oriented
+    runs compare the items' rows of the output layer.
+    """
     from aerec_cli import recommendation
 
-    if top < 1:
-        raise AerecError(f"--top must be at least 1, not {top}")
-    result = recommendation.recommend_for_user(user, ctx.obj.home, ctx.obj.torch_device(), top, run)
+    _check_device(ctx.obj)
+    result = recommendation.similar_items(item, ctx.obj.home, top, run, ctx.obj.note)
     if output is ListFormat.json:
         _print_json(result)
     elif output is ListFormat.csv:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, ["item", "title", "genres", "score"], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(result["items"])
-        typer.echo(buffer.getvalue(), nl=False)
+        _echo_csv(["item", "title", "genres", "similarity"], result["items"])
     else:
         rows = [
-            [i + 1, r["item"], r["title"], r["genres"], f"{r['score']:.2f}"]
-            for i, r in enumerate(result["items"])
+            [rank, e["item"], e["title"], e["genres"], f"{e['similarity']:.3f}"]
+            for rank, e in enumerate(result["items"], 1)
         ]
-        out.print(
-            _table(
-                f"top {top} for user {user} (run {result['run']})",
-                ["#", "item", "title", "genres", "stars"],
-                rows,
-            )
+        title = (
+            f"items like {result['title']} (item {result['item']}; run {result['run']}, "
+            f"cosine of {result['representation']})"
         )
+        out.print(_table(title, ["#", "item", "title", "genres", "similarity"], rows))
+
+
+@app.command()
+def embed(
+    ctx: typer.Context,
+    output_file: Path = typer.Option(
+        ..., "-o", "--output", help="File to write: .csv, .parquet or .jsonl."
+    ),
+    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
+):
+    """Export the learned item codes: columns item, title, code_0 .. code_{k-1}.
+
+    Item-oriented runs: the encoder code of each item's rating vector. User-oriented runs: each
+    item's row of the output layer.
+    """
+    from aerec_cli import exports, recommendation
+
+    exports.file_format(output_file)
+    _check_device(ctx.obj)
+    served, columns = recommendation.item_embeddings(ctx.obj.home, run, ctx.obj.note)
+    n_rows = exports.write_columns(output_file, columns)
+    ctx.obj.note(
+        f"wrote {n_rows:,} items x {len(columns) - 2} dims ({served.item_code_name}, run "
+        f"{served.run.name}) to {output_file}"
+    )
+
+
+@app.command()
+def outliers(
+    ctx: typer.Context,
+    top: int = typer.Option(10, "--top", help="How many rows."),
+    by: str = typer.Option(
+        None,
+        "--by",
+        help="user or item \\[default: the run's orientation: item for item-oriented runs].",
+    ),
+    min_ratings: int = typer.Option(
+        1, "--min-ratings", help="Only rows with at least this many training ratings."
+    ),
+    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
+    output: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json or csv."),
+):
+    """Users or items whose training ratings the model reconstructs worst (anomalies).
+
+    The whole train split is fed through the model; each row's score is the RMSE of its
+    reconstructed training ratings (clipped to the rating scale).
+    """
+    from aerec_cli import recommendation
+
+    _check_device(ctx.obj)
+    result = recommendation.outliers(ctx.obj.home, top, by, run, min_ratings, ctx.obj.note)
+    key = result["by"]
+    fields = [key] + (["title"] if key == "item" else []) + ["ratings", "mean_rating", "rmse"]
+    if output is ListFormat.json:
+        _print_json(result)
+    elif output is ListFormat.csv:
+        _echo_csv(fields, result["rows"])
+    else:
+        rows = [
+            [rank, r[key]]
+            + ([r["title"]] if key == "item" else [])
+            + [r["ratings"], f"{r['mean_rating']:.2f}", f"{r['rmse']:.4f}"]
+            for rank, r in enumerate(result["rows"], 1)
+        ]
+        columns = ["#", key] + (["title"] if key == "item" else []) + ["ratings", "mean", "RMSE"]
+        title = (
+            f"{key}s reconstructed worst by run {result['run']} "
+            f"(train RMSE {result['train_rmse']:.4f})"
+        )
+        out.print(_table(title, columns, rows))
 
 
 def main() -> None:

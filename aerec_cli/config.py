@@ -31,7 +31,7 @@ class TrainConfig:
     corruption: float = 0.25
     noise: str = "mask"
     noise_std: float = 0.3
-    contraction_weight: float = 0.1
+    contraction_weight: float = 0.01
     pretrain_epochs: int = 10
     cd_steps: int = 1
 

@@ -16,7 +16,7 @@ from aerec_cli.models import ContractiveAutoencoder, RatingAutoencoder
 def _codes(model: RatingAutoencoder, rows: sp.csr_matrix) -> torch.Tensor:
     inputs = SparseRows(rows, next(model.parameters()).device)
     batches = torch.split(torch.arange(inputs.n_rows), 512)
-    return torch.cat([model.encode(inputs.dense(b)) for b in batches])
+    return torch.cat([model.encode(inputs.batch(b)) for b in batches])
 
 
 def mean_activation(model: RatingAutoencoder, rows: sp.csr_matrix) -> float:

@@ -33,12 +33,10 @@ def predict_entries(
         batch = unique_rows[start : start + batch_size]
         lo = np.searchsorted(sorted_rows, batch[0], "left")
         hi = np.searchsorted(sorted_rows, batch[-1], "right")
-        local = np.searchsorted(batch, sorted_rows[lo:hi])
-        recon = model(inputs.dense(torch.from_numpy(batch)))
-        picked = recon[
-            torch.from_numpy(local).to(recon.device),
-            torch.from_numpy(sorted_cols[lo:hi]).to(recon.device),
-        ]
+        local = torch.from_numpy(np.searchsorted(batch, sorted_rows[lo:hi])).to(inputs.device)
+        hidden = model.penultimate(model.encode(inputs.batch(torch.from_numpy(batch))))
+        cols = torch.from_numpy(sorted_cols[lo:hi].astype(np.int64)).to(inputs.device)
+        picked = model.output_at(hidden, local, cols)
         out[order[lo:hi]] = picked.float().cpu().numpy()
     return out
 
@@ -76,8 +74,7 @@ class Scorer:
     def user_scores(self, user: int) -> np.ndarray:
         """Predicted stars for every item, for one (known) user."""
         if self.orientation == "user":
-            x = self.inputs.dense(torch.tensor([user]))
-            scores = self.model(x)[0].float().cpu().numpy()
+            scores = self.model(self.inputs.batch(torch.tensor([user])))[0].float().cpu().numpy()
         else:
             # Item-oriented: user u is output unit u of every item's reconstruction, so only
             # that unit of the output layer is needed once the item codes are known.
@@ -89,11 +86,34 @@ class Scorer:
         scores = np.where(self.item_seen, scores, self.baseline.user_scores(user))
         return np.clip(scores, *self.scale)
 
+    @torch.no_grad()
+    def block_scores(self, users: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Predicted stars for every item, for a block of users (users x items).
+
+        The same numbers as ``user_scores`` row by row, with the same bias-baseline fallback
+        for unseen users and items. ``clip=False`` keeps the raw scores, so items predicted
+        above the top star keep their order (ranking evaluation).
+        """
+        users = np.asarray(users, dtype=np.int64)
+        rows = torch.from_numpy(users)
+        if self.orientation == "user":
+            scores = self.model(self.inputs.batch(rows)).float().cpu().numpy()
+        else:
+            hidden = self.item_hidden()
+            rows = rows.to(hidden.device)
+            weight, bias = self.model.output.weight[rows], self.model.output.bias[rows]
+            scores = (weight @ hidden.T + bias[:, None]).float().cpu().numpy()
+        baseline = self.baseline.mean + self.baseline.user_bias[users][:, None]
+        baseline = (baseline + self.baseline.item_bias[None, :]).astype(scores.dtype)
+        cold = ~self.user_seen[users][:, None] | ~self.item_seen[None, :]
+        scores = np.where(cold, baseline, scores)
+        return np.clip(scores, *self.scale) if clip else scores
+
     def item_hidden(self) -> torch.Tensor:
         """The last hidden layer for every item row (item orientation), computed once."""
         if self._item_hidden is None:
             parts = []
             for batch in torch.split(torch.arange(self.inputs.n_rows), 1024):
-                parts.append(self.model.penultimate(self.model.encode(self.inputs.dense(batch))))
+                parts.append(self.model.penultimate(self.model.encode(self.inputs.batch(batch))))
             self._item_hidden = torch.cat(parts)
         return self._item_hidden

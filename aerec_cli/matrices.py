@@ -1,6 +1,12 @@
-"""Rating matrices in the model's orientation, and dense row batches built on the device."""
+"""Rating matrices in the model's orientation, handed out as sparse batches of rows.
+
+Nothing of size rows x columns is ever built: a batch holds only its rows' observed ratings,
+so the cost of training and prediction follows the number of ratings.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,17 +18,45 @@ def oriented(matrix: sp.csr_matrix, orientation: str) -> sp.csr_matrix:
     return matrix.T.tocsr() if orientation == "item" else matrix.tocsr()
 
 
-class SparseRows:
-    """A CSR matrix kept on the device, handing out dense batches of rows.
+@dataclass
+class SparseBatch:
+    """The observed entries of a batch of rows, in CSR order.
 
-    Only the batch is ever dense, so memory follows the number of ratings rather than
-    rows x columns.
+    ``row`` is each entry's position in the batch, ``col`` its column, ``value`` the rating;
+    ``offsets`` are where each row's entries start (as torch's embedding_bag wants them).
     """
+
+    n_rows: int
+    n_cols: int
+    row: torch.Tensor
+    col: torch.Tensor
+    value: torch.Tensor
+    offsets: torch.Tensor
+
+    def keep(self, mask: torch.Tensor) -> SparseBatch:
+        """The same rows with only the entries where ``mask`` is true."""
+        row = self.row[mask]
+        counts = torch.bincount(row, minlength=self.n_rows)
+        offsets = torch.cumsum(counts, 0) - counts
+        return SparseBatch(self.n_rows, self.n_cols, row, self.col[mask], self.value[mask], offsets)
+
+    def with_values(self, value: torch.Tensor) -> SparseBatch:
+        return SparseBatch(self.n_rows, self.n_cols, self.row, self.col, value, self.offsets)
+
+    def to_dense(self) -> torch.Tensor:
+        out = torch.zeros(self.n_rows, self.n_cols, device=self.value.device)
+        out[self.row, self.col] = self.value
+        return out
+
+
+class SparseRows:
+    """A CSR matrix kept on the device, handing out sparse batches of its rows."""
 
     def __init__(self, matrix: sp.csr_matrix, device: torch.device):
         matrix = matrix.tocsr()
         matrix.sort_indices()
         self.shape = matrix.shape
+        self.nnz = matrix.nnz
         self.device = device
         self.indptr = torch.from_numpy(matrix.indptr.astype(np.int64)).to(device)
         self.indices = torch.from_numpy(matrix.indices.astype(np.int64)).to(device)
@@ -32,17 +66,19 @@ class SparseRows:
     def n_rows(self) -> int:
         return self.shape[0]
 
-    def dense(self, rows: torch.Tensor) -> torch.Tensor:
+    def batch(self, rows: torch.Tensor) -> SparseBatch:
         rows = rows.to(self.device)
-        starts, ends = self.indptr[rows], self.indptr[rows + 1]
-        counts = ends - starts
-        batch_row = torch.repeat_interleave(torch.arange(len(rows), device=self.device), counts)
-        first = torch.cumsum(counts, 0) - counts
-        offsets = torch.arange(int(counts.sum()), device=self.device)
-        positions = torch.repeat_interleave(starts - first, counts) + offsets
-        out = torch.zeros(len(rows), self.shape[1], device=self.device)
-        out[batch_row, self.indices[positions]] = self.values[positions]
-        return out
+        starts = self.indptr[rows]
+        counts = self.indptr[rows + 1] - starts
+        offsets = torch.cumsum(counts, 0) - counts
+        row = torch.repeat_interleave(torch.arange(len(rows), device=self.device), counts)
+        positions = torch.arange(len(row), device=self.device) - offsets[row] + starts[row]
+        return SparseBatch(
+            len(rows), self.shape[1], row, self.indices[positions], self.values[positions], offsets
+        )
+
+    def dense(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.batch(rows).to_dense()
 
 
 def row_batches(n_rows: int, batch_size: int, generator: torch.Generator | None = None):

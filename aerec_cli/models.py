@@ -9,10 +9,44 @@ pretraining.py).
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from aerec_cli.errors import AerecError
+from aerec_cli.matrices import SparseBatch
+
+# A batch whose share of observed entries is above 1/DENSE_BELOW is computed densely: for such
+# batches a matrix product is faster than per-rating gathers, and the result is the same.
+DENSE_BELOW = 50
+
+
+class InputLayer(nn.Module):
+    """The first encoder layer, stored input-major (inputs x units).
+
+    A sparse batch then picks just the rows of its observed ratings (embedding_bag), so the
+    cost follows the ratings, not the input size. ``weight`` gives the nn.Linear view.
+    """
+
+    def __init__(self, n_inputs: int, units: int):
+        super().__init__()
+        bound = 1 / math.sqrt(n_inputs)  # nn.Linear's default initialisation
+        self.table = nn.Parameter(torch.empty(n_inputs, units).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(units).uniform_(-bound, bound))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.table.t()
+
+    def forward(self, x: torch.Tensor | SparseBatch) -> torch.Tensor:
+        if isinstance(x, SparseBatch):
+            summed = F.embedding_bag(
+                x.col, self.table, x.offsets, mode="sum", per_sample_weights=x.value
+            )
+            return summed + self.bias
+        return x @ self.table + self.bias
 
 
 class RatingAutoencoder(nn.Module):
@@ -29,7 +63,10 @@ class RatingAutoencoder(nn.Module):
         sizes = [n_inputs, *hidden]
         self.n_inputs = n_inputs
         self.hidden = list(hidden)
-        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.encoder = nn.ModuleList(
+            [InputLayer(n_inputs, sizes[1])]
+            + [nn.Linear(a, b) for a, b in zip(sizes[1:-1], sizes[2:])]
+        )
         # The decoder mirrors the encoder; its last layer is the linear output layer.
         self.decoder = nn.ModuleList(
             nn.Linear(b, a) for a, b in reversed(list(zip(sizes[1:-1], sizes[2:])))
@@ -41,7 +78,8 @@ class RatingAutoencoder(nn.Module):
         extra = {name: getattr(self, name) for name in self.options}
         return {"kind": self.kind, "n_inputs": self.n_inputs, "hidden": self.hidden, **extra}
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor | SparseBatch) -> torch.Tensor:
+        """The code of each row; x is a dense batch or a sparse one (observed ratings only)."""
         for layer in self.encoder:
             x = torch.sigmoid(layer(x))
         return x
@@ -51,14 +89,23 @@ class RatingAutoencoder(nn.Module):
             code = torch.sigmoid(layer(code))
         return code
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | SparseBatch) -> torch.Tensor:
+        """Full reconstruction of each row (dense: rows x inputs). For small data and tests."""
         return self.output(self.penultimate(self.encode(x)))
 
-    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def output_at(self, hidden: torch.Tensor, row: torch.Tensor, col: torch.Tensor):
+        """Output unit ``col`` of batch row ``row`` only: cost per requested entry."""
+        if len(row) * DENSE_BELOW > hidden.shape[0] * self.n_inputs:
+            # Dense enough that one matrix product beats gathering weights per entry.
+            return self.output(hidden)[row, col]
+        weight, bias = self.output.weight[col], self.output.bias[col]
+        return (hidden[row] * weight).sum(1) + bias
+
+    def corrupt(self, x: SparseBatch, generator: torch.Generator | None = None) -> SparseBatch:
         """The training input; the clean x stays the target. Identity but for denoising."""
         return x
 
-    def penalty(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    def penalty(self, code: torch.Tensor) -> torch.Tensor:
         """The kind's own regulariser, added to the loss. Zero but for sparse and contractive."""
         return code.new_zeros(())
 
@@ -114,7 +161,7 @@ class SparseAutoencoder(RatingAutoencoder):
         self.sparsity_target = sparsity_target
         self.sparsity_weight = sparsity_weight
 
-    def penalty(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    def penalty(self, code: torch.Tensor) -> torch.Tensor:
         rho = self.sparsity_target
         rho_hat = code.mean(0).clamp(1e-6, 1 - 1e-6)
         kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
@@ -150,14 +197,13 @@ class DenoisingAutoencoder(RatingAutoencoder):
         super().__init__(n_inputs, hidden)
         self.corruption, self.noise, self.noise_std = corruption, noise, noise_std
 
-    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        observed = x != 0
-        if "mask" in self.noise:
-            keep = torch.rand(x.shape, generator=generator).to(x.device) >= self.corruption
-            x = x * keep
+    def corrupt(self, x: SparseBatch, generator: torch.Generator | None = None) -> SparseBatch:
         if "gaussian" in self.noise:
-            jitter = torch.randn(x.shape, generator=generator).to(x.device) * self.noise_std
-            x = torch.where(observed & (x != 0), x + jitter, x)
+            jitter = torch.randn(len(x.value), generator=generator).to(x.value.device)
+            x = x.with_values(x.value + jitter * self.noise_std)
+        if "mask" in self.noise:
+            kept = torch.rand(len(x.value), generator=generator).to(x.value.device)
+            x = x.keep(kept >= self.corruption)
         return x
 
 
@@ -182,7 +228,7 @@ class ContractiveAutoencoder(RatingAutoencoder):
         row_norms = (self.encoder[0].weight ** 2).sum(1)
         return ((code * (1 - code)) ** 2 * row_norms).sum(1)
 
-    def penalty(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    def penalty(self, code: torch.Tensor) -> torch.Tensor:
         return self.contraction_weight * self.jacobian_norm2(code).mean()
 
 

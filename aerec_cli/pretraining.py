@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from aerec_cli.matrices import SparseRows, row_batches
+from aerec_cli.matrices import SparseBatch, SparseRows, row_batches
 from aerec_cli.models import RatingAutoencoder
 
 
@@ -66,17 +66,17 @@ def pretrain(
 
 
 def _batches(inputs: SparseRows, codes, batch_size, generator):
+    """Sparse rating batches for the first layer, dense code batches above it."""
     n_rows = inputs.n_rows if codes is None else len(codes)
     for rows in row_batches(n_rows, batch_size, generator):
-        yield inputs.dense(rows) if codes is None else codes[rows.to(codes.device)]
+        yield inputs.batch(rows) if codes is None else codes[rows.to(codes.device)]
 
 
 @torch.no_grad()
 def _codes_after(model, index, inputs, codes) -> torch.Tensor:
     """The activations of encoder layer ``index`` for every row (input to the next layer)."""
     layer = model.encoder[index]
-    parts = [torch.sigmoid(layer(batch)) for batch in _batches(inputs, codes, 1024, generator=None)]
-    return torch.cat(parts)
+    return torch.cat([torch.sigmoid(layer(x)) for x in _batches(inputs, codes, 1024, None)])
 
 
 def _autoencoder_epoch(model, index, inputs, codes, optimizer, batch_size, _cd, generator):
@@ -85,14 +85,15 @@ def _autoencoder_epoch(model, index, inputs, codes, optimizer, batch_size, _cd, 
     for x in _batches(inputs, codes, batch_size, generator):
         hidden = torch.sigmoid(encoder(x))
         if index == 0:  # ratings: linear output, loss on observed ratings only
-            observed = x != 0
-            error = ((decoder(hidden) - x)[observed] ** 2).mean()
+            error = ((model.output_at(hidden, x.row, x.col) - x.value) ** 2).mean()
+            size = len(x.value)
         else:  # codes in (0, 1): sigmoid output, plain squared error
             error = ((torch.sigmoid(decoder(hidden)) - x) ** 2).mean()
+            size = x.numel()
         optimizer.zero_grad(set_to_none=True)
         error.backward()
         optimizer.step()
-        total, count = total + error.item() * len(x), count + len(x)
+        total, count = total + error.item() * size, count + size
     return (total / max(count, 1)) ** 0.5
 
 
@@ -103,41 +104,62 @@ def _tie(model, index) -> None:
 
 
 def _rbm_epoch(model, index, inputs, codes, optimizer, batch_size, cd_steps, generator):
-    """One CD-k epoch of the RBM (W, c) = encoder layer, visible bias b = the mirror's bias."""
+    """One CD-k epoch of the RBM (W, c) = encoder layer, visible bias b = the mirror's bias.
+
+    The first RBM has Gaussian visible units (unit variance) on the observed ratings only;
+    the ones above have Bernoulli visible units on the codes below.
+    """
     encoder, mirror = model.encoder[index], model.mirror(index)
-    gaussian = index == 0
+    rbm = _GaussianVisible(encoder, mirror) if index == 0 else _BernoulliVisible(encoder, mirror)
     total, count = 0.0, 0
     for v_data in _batches(inputs, codes, batch_size, generator):
-        observed = (v_data != 0).float() if gaussian else torch.ones_like(v_data)
-        v_model = _gibbs_chain(encoder, mirror, v_data, observed, gaussian, cd_steps, generator)
-        gap = _free_energy(encoder, mirror, v_data, observed, gaussian) - _free_energy(
-            encoder, mirror, v_model, observed, gaussian
-        )
+        v_model = v_data
+        with torch.no_grad():
+            for _ in range(cd_steps):  # k alternating Gibbs steps; visible units use means
+                p_hidden = torch.sigmoid(encoder(v_model))
+                noise = torch.rand(p_hidden.shape, generator=generator).to(p_hidden.device)
+                v_model = rbm.visible_mean(v_data, (noise < p_hidden).float())
+        gap = rbm.free_energy(v_data) - rbm.free_energy(v_model)
         optimizer.zero_grad(set_to_none=True)
         gap.mean().backward()
         optimizer.step()
         with torch.no_grad():  # keep the mirror tied to W^T during pretraining
             mirror.weight.copy_(encoder.weight.T)
-        squared = ((v_model - v_data) ** 2 * observed).sum()
-        total, count = total + float(squared), count + float(observed.sum())
-    return (total / max(count, 1.0)) ** 0.5
+        squared, size = rbm.squared_error(v_data, v_model)
+        total, count = total + squared, count + size
+    return (total / max(count, 1)) ** 0.5
 
 
-@torch.no_grad()
-def _gibbs_chain(encoder, mirror, v, observed, gaussian, steps, generator):
-    """k alternating Gibbs steps from the data; visible units use their means."""
-    for _ in range(steps):
-        p_hidden = torch.sigmoid(encoder(v))
-        hidden = (torch.rand(p_hidden.shape, generator=generator).to(v.device) < p_hidden).float()
-        mean = F.linear(hidden, encoder.weight.T, mirror.bias)
-        v = (mean if gaussian else torch.sigmoid(mean)) * observed
-    return v
+class _GaussianVisible:
+    """Visible units = the observed ratings of a sparse batch (unrated units are left out)."""
+
+    def __init__(self, encoder, mirror):
+        self.encoder, self.mirror = encoder, mirror
+
+    def visible_mean(self, v: SparseBatch, hidden: torch.Tensor) -> SparseBatch:
+        weight = self.encoder.table[v.col]  # W^T rows of the observed units
+        return v.with_values((hidden[v.row] * weight).sum(1) + self.mirror.bias[v.col])
+
+    def free_energy(self, v: SparseBatch) -> torch.Tensor:
+        square = 0.5 * (v.value - self.mirror.bias[v.col]) ** 2
+        visible = torch.zeros(v.n_rows, device=v.value.device).index_add(0, v.row, square)
+        return visible - F.softplus(self.encoder(v)).sum(1)
+
+    @staticmethod
+    def squared_error(v_data: SparseBatch, v_model: SparseBatch) -> tuple[float, int]:
+        return float(((v_model.value - v_data.value) ** 2).sum()), len(v_data.value)
 
 
-def _free_energy(encoder, mirror, v, observed, gaussian) -> torch.Tensor:
-    hidden_term = F.softplus(encoder(v)).sum(1)
-    if gaussian:
-        visible_term = (0.5 * (v - mirror.bias) ** 2 * observed).sum(1)
-    else:
-        visible_term = -(v * mirror.bias).sum(1)
-    return visible_term - hidden_term
+class _BernoulliVisible:
+    def __init__(self, encoder, mirror):
+        self.encoder, self.mirror = encoder, mirror
+
+    def visible_mean(self, v: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(F.linear(hidden, self.encoder.weight.T, self.mirror.bias))
+
+    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
+        return -(v * self.mirror.bias).sum(1) - F.softplus(self.encoder(v)).sum(1)
+
+    @staticmethod
+    def squared_error(v_data: torch.Tensor, v_model: torch.Tensor) -> tuple[float, int]:
+        return float(((v_model - v_data) ** 2).sum()), v_data.numel()

@@ -24,15 +24,10 @@ import scipy.sparse as sp
 
 from aerec_cli import __version__, downloads, fileio, formats, sample, splits
 from aerec_cli.errors import AerecError
+from aerec_cli.paths import default_home  # noqa: F401  (re-exported: store.default_home)
 
 FORMAT_VERSION = 1
 KNOWN_NAMES = sorted(downloads.KNOWN_DATASETS)
-
-
-def default_home() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("aerec", appauthor=False))
 
 
 @dataclass

@@ -17,12 +17,15 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from aerec_cli import __version__, checkpoints, store
+from aerec_cli import __version__, checkpoints, serving, store
 from aerec_cli.config import TrainConfig
+from aerec_cli.distributed import World
 from aerec_cli.errors import AerecError
 from aerec_cli.inference import predict_entries
-from aerec_cli.matrices import SparseRows, oriented, row_batches
+from aerec_cli.matrices import SparseBatch, SparseRows, oriented, row_batches
 from aerec_cli.models import MODEL_KINDS, RatingAutoencoder, build_model
 from aerec_cli.pretraining import pretrain
 
@@ -58,14 +61,34 @@ def build_for(config: TrainConfig, n_inputs: int) -> RatingAutoencoder:
     return build_model({"kind": config.kind, "n_inputs": n_inputs, "hidden": hidden, **options})
 
 
+class ObservedReconstruction(nn.Module):
+    """One training step's forward pass, as a module so DistributedDataParallel can wrap it:
+    the code of the (corrupted) inputs and the reconstruction at the observed entries."""
+
+    def __init__(self, model: RatingAutoencoder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: SparseBatch, target: SparseBatch):
+        code = self.model.encode(inputs)
+        return self.model.output_at(self.model.penultimate(code), target.row, target.col), code
+
+
 def fit(
     train: sp.csr_matrix,
     config: TrainConfig,
     device: torch.device,
     rating_scale: tuple[float, float],
     on_epoch: EpochCallback | None = None,
+    world: World | None = None,
 ) -> FitResult:
-    """Train an autoencoder on ``train`` (users x items) as ``config`` says."""
+    """Train an autoencoder on ``train`` (users x items) as ``config`` says.
+
+    With a ``world`` of several processes, each trains on its share of every batch and
+    DistributedDataParallel averages the gradients; pretraining and validation run in full
+    on every process, so all of them take the same early-stopping decisions.
+    """
+    world = world or World()
     config.check()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -88,6 +111,9 @@ def fit(
             generator,
             on_epoch,
         )
+    step = ObservedReconstruction(model)
+    if world.active:
+        step = DistributedDataParallel(step)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     # lambda/2 ||W||^2 belongs to the whole objective; per rating it is divided by the count.
     l2_scale = config.weight_decay / (2.0 * fit_matrix.nnz)
@@ -98,12 +124,14 @@ def fit(
         model.train()
         total, batches = torch.zeros((), device=device), 0
         for rows in row_batches(inputs.n_rows, config.batch_size, generator):
-            target = inputs.dense(rows)
-            observed = target != 0
-            code = model.encode(model.corrupt(target, generator))
-            recon = model.output(model.penultimate(code))
-            mse = ((recon - target)[observed] ** 2).sum() / observed.sum().clamp(min=1)
-            loss = mse + l2_scale * model.weight_norm() + model.penalty(target, code)
+            target = inputs.batch(world.shard(rows))
+            predicted, code = step(model.corrupt(target, generator), target)
+            # The batch's mean squared error over every process's observed ratings; DDP
+            # averages gradients over processes, hence the factor world.size.
+            observed = world.sum(torch.tensor(float(len(target.value)), device=device))
+            squared = ((predicted - target.value) ** 2).sum() * world.size
+            mse = squared / observed.clamp(min=1)
+            loss = mse + l2_scale * model.weight_norm() + model.penalty(code)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -144,15 +172,22 @@ def train_run(
     data: str | None = None,
     run: str | None = None,
     on_epoch: EpochCallback | None = None,
-) -> tuple[checkpoints.Run, FitResult]:
-    """Train on a stored dataset's train split and save the run. The Python face of `train`."""
+    world: World | None = None,
+) -> tuple[checkpoints.Run | None, FitResult]:
+    """Train on a stored dataset's train split and save the run. The Python face of `train`.
+
+    Under torchrun only rank 0 saves; the other processes get None for the run.
+    """
+    world = world or World()
     config.check()
     if run is not None:
         checkpoints.check_run_name(run)
         if (home / "runs" / run).exists():
             raise AerecError(f"run {run} already exists; pick another --run name")
     dataset = store.load(home, data)
-    result = fit(dataset.train, config, device, dataset.rating_scale, on_epoch)
+    result = fit(dataset.train, config, device, dataset.rating_scale, on_epoch, world)
+    if not world.is_main:
+        return None, result
     name = run or checkpoints.new_run_name(home, dataset.name, config.kind)
     run_config = {
         "kind": config.kind,
@@ -162,6 +197,7 @@ def train_run(
         "dataset_meta_sha256": dataset.meta_hash,
         "rating_scale": list(dataset.rating_scale),
         "device": str(device),
+        "processes": world.size,
         "versions": {
             "aerec": __version__,
             "torch": torch.__version__,
@@ -175,4 +211,6 @@ def train_run(
         "train_seconds": round(result.seconds, 3),
     }
     saved = checkpoints.save_run(home, name, result.model, run_config, result.history, metrics)
+    # What scoring needs that does not depend on the user (fast `recommend`; see serving.py).
+    serving.save(saved.path, result.model, dataset.train, config.orientation, dataset.meta_hash)
     return saved, result

@@ -21,6 +21,7 @@ DEFAULT_KIND = TrainConfig().kind
 # Tiny and fast, but with a learning rate high enough that the scores spread out.
 TINY = ["--epochs", "5", "--hidden", "8", "--lr", "0.05", "--weight-decay", "0.1"]
 RUN_FILES = {"model.safetensors", "config.json", "history.csv", "metrics.json"}
+RUN_FILES |= {"serving.safetensors"}  # what fast scoring needs (serving.py)
 HISTORY_HEADER = "phase,layer,epoch,train_loss,val_rmse,seconds"
 
 
@@ -79,8 +80,10 @@ def test_train_writes_a_complete_run_folder(ingested_home):
     assert metrics["val_rmse"] == pytest.approx(min(float(r["val_rmse"]) for r in rows), abs=1e-5)
 
     # Item-based: each input is one item's ratings by the 30 users.
+    # The input layer is stored input-major (inputs x units), the output layer as nn.Linear.
     weights = load_file(folder / "model.safetensors")
-    assert {tuple(w.shape) for w in weights.values() if w.ndim == 2} == {(8, 30), (30, 8)}
+    assert weights["encoder.0.table"].shape == (30, 8)
+    assert weights["output.weight"].shape == (30, 8)
     assert sum(w.numel() for w in weights.values()) == 30 * 8 + 8 + 8 * 30 + 30
 
 

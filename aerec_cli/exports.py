@@ -1,0 +1,68 @@
+"""Tables written to files: CSV, JSON Lines or Parquet, chosen by the file name's extension.
+
+Each file is written under a temporary name and renamed into place (fileio.atomic_open).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from aerec_cli import fileio
+from aerec_cli.errors import AerecError
+
+EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
+
+
+def file_format(path: str | Path) -> str:
+    """csv, jsonl or parquet from ``path``'s extension; anything else is an error."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in EXTENSIONS:
+        shown = f"'{suffix}'" if suffix else "no extension"
+        raise AerecError(
+            f"cannot write {path}: {shown} is not a known file type; "
+            "end the name in .csv, .jsonl or .parquet"
+        )
+    if EXTENSIONS[suffix] == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as exc:
+            raise AerecError(
+                "writing .parquet needs pyarrow: pip install pyarrow (or use .csv or .jsonl)"
+            ) from exc
+    return EXTENSIONS[suffix]
+
+
+def write_columns(path: str | Path, columns: dict[str, list]) -> int:
+    """Write equal-length columns as rows to ``path``; returns the number of rows."""
+    path = Path(path).expanduser()
+    kind = file_format(path)
+    names = list(columns)
+    n_rows = len(columns[names[0]]) if names else 0
+    if path.parent != Path("") and not path.parent.is_dir():
+        raise AerecError(f"cannot write {path}: folder {path.parent} does not exist")
+    try:
+        if kind == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.table({name: columns[name] for name in names})
+            with fileio.atomic_open(path, "wb") as handle:
+                pq.write_table(table, handle)
+        elif kind == "csv":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(names)
+            writer.writerows(zip(*(columns[name] for name in names)))
+            fileio.write_text(path, buffer.getvalue())
+        else:
+            lines = (
+                json.dumps(dict(zip(names, values)), ensure_ascii=False)
+                for values in zip(*(columns[name] for name in names))
+            )
+            fileio.write_text(path, "".join(line + "\n" for line in lines))
+    except OSError as exc:
+        raise AerecError(f"cannot write {path} ({exc.strerror or exc})") from exc
+    return n_rows

@@ -1,0 +1,607 @@
+"""The recommendation side beyond a known user's top-N: --include-rated, --explain, new users
+(--rate, --ratings-file, popularity fallback), --all-users files, `similar`, `embed`,
+`outliers`, the fast numpy path (equal to the torch Scorer) and every bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from aerec_cli import checkpoints, evaluation, serving
+from tests import fixtures
+from tests.helpers import assert_clean_error, ok, run_cli, stored_ratings
+
+TINY = ["--epochs", "5", "--hidden", "8", "--lr", "0.05", "--weight-decay", "0.1"]
+RUNS = ["item-run", "user-run"]
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, ingested_template):
+    """Dataset ml1m (30 users x 40 items) with item-run, then user-run (the latest).
+
+    Read-only for the tests: copy it (``scratch``) to change anything.
+    """
+    home = tmp_path_factory.mktemp("recommend") / "home"
+    shutil.copytree(ingested_template, home)
+    ok(run_cli(home, "-q", "train", *TINY, "--run", "item-run"))
+    ok(run_cli(home, "-q", "train", *TINY, "--orientation", "user", "--run", "user-run"))
+    return home
+
+
+@pytest.fixture
+def scratch(tmp_path, trained):
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def train_frame(trained) -> pd.DataFrame:
+    return stored_ratings(trained / "datasets" / "ml1m")[0]
+
+
+def rec(home, *args) -> dict:
+    return ok(run_cli(home, "recommend", *args, "--format", "json")).json()
+
+
+def rated_by(frame: pd.DataFrame, user: str) -> dict[str, float]:
+    rows = frame[frame["user"] == user]
+    return dict(zip(rows["item"], rows["rating"]))
+
+
+def seen(frame: pd.DataFrame) -> set[str]:
+    """Items with training ratings (the others are scored by the bias baseline)."""
+    return set(frame["item"])
+
+
+def item_index(home) -> dict[str, int]:
+    with open(home / "datasets" / "ml1m" / "items.csv", newline="", encoding="utf-8") as handle:
+        return {row["item"]: k for k, row in enumerate(csv.DictReader(handle))}
+
+
+# --- the fast path ----------------------------------------------------------------------
+
+
+def test_training_writes_the_serving_file(trained):
+    for run in RUNS:
+        assert (trained / "runs" / run / serving.FILENAME).is_file()
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_numpy_scores_equal_the_torch_scorer(trained, run):
+    scorer = evaluation.load_for_scoring(trained, run, CPU).scorer
+    served = serving.open_run(trained, run)
+    users = np.arange(served.n_users)
+    expected = np.stack([scorer.user_scores(u) for u in users])
+    np.testing.assert_allclose(served.block_scores(users), expected, atol=1e-4)
+    for user in (0, 7, 29):
+        np.testing.assert_allclose(served.user_scores(user), expected[user], atol=1e-4)
+    # ... and what the CLI prints is those scores.
+    result = rec(trained, "--user", "8", "--top", "40", "--run", run, "--include-rated")
+    index = item_index(trained)
+    user = served.user_index("8")
+    for entry in result["items"]:
+        assert entry["score"] == pytest.approx(expected[user, index[entry["item"]]], abs=1e-3)
+
+
+def test_a_run_without_the_serving_file_gets_it_on_first_use(scratch):
+    before = rec(scratch, "--user", "3", "--run", "item-run")
+    (scratch / "runs" / "item-run" / serving.FILENAME).unlink()
+    result = run_cli(scratch, "recommend", "--user", "3", "--run", "item-run", "--format", "json")
+    ok(result)
+    assert json.loads(result.stdout) == before
+    assert (scratch / "runs" / "item-run" / serving.FILENAME).is_file()
+
+
+def test_a_damaged_serving_file_is_rebuilt(scratch):
+    before = rec(scratch, "--user", "3")
+    (scratch / "runs" / "user-run" / serving.FILENAME).write_bytes(b"not safetensors")
+    assert rec(scratch, "--user", "3") == before
+
+
+@pytest.mark.parametrize("mode", [["--user", "5"], ["--all-users", "-o", "all.csv"]])
+def test_recommend_imports_neither_torch_nor_pandas(trained, tmp_path, mode):
+    code = (
+        "import sys\n"
+        "from aerec_cli import cli\n"
+        "sys.argv = ['aerec', *sys.argv[1:]]\n"
+        "try:\n    cli.main()\n"
+        "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "heavy = sorted(m for m in ('torch', 'pandas') if m in sys.modules)\n"
+        "print('heavy:', heavy, file=sys.stderr)\n"
+    )
+    args = ["--home", str(trained), "-q", "recommend", *mode]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "heavy: []" in done.stderr
+
+
+# --- known users: --include-rated, --explain ----------------------------------------------
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_include_rated_keeps_the_users_own_items(trained, train_frame, run):
+    own = rated_by(train_frame, "4")
+    everything = rec(trained, "--user", "4", "--top", "100", "--run", run, "--include-rated")
+    assert len(everything["items"]) == 40
+    for entry in everything["items"]:
+        assert entry["rating"] == own.get(entry["item"])
+    scores = [e["score"] for e in everything["items"]]
+    assert scores == sorted(scores, reverse=True)
+    unrated = rec(trained, "--user", "4", "--top", "100", "--run", run)["items"]
+    assert [e["item"] for e in unrated] == [
+        e["item"] for e in everything["items"] if e["item"] not in own
+    ]
+
+
+def test_include_rated_table_and_csv(trained):
+    table = ok(run_cli(trained, "recommend", "--user", "4", "--top", "40", "--include-rated"))
+    assert "rated" in table.stdout.splitlines()[1]
+    result = ok(run_cli(trained, "recommend", "--user", "4", "--include-rated", "--format", "csv"))
+    assert result.stdout.splitlines()[0] == "item,title,genres,score,rating"
+
+
+def test_explain_user_orientation_is_leave_one_out(trained, train_frame):
+    result = rec(trained, "--user", "6", "--top", "4", "--run", "user-run", "--explain")
+    assert result["explain_method"].startswith("leave-one-out")
+    model = checkpoints.load_run(trained, "user-run").load_model(CPU)
+    index = item_index(trained)
+    own = rated_by(train_frame, "6")
+    x = torch.zeros(1, 40)
+    for item, stars in own.items():
+        x[0, index[item]] = stars
+    with torch.no_grad():
+        full = model(x)[0]
+        effects = {}
+        for item in own:
+            dropped = x.clone()
+            dropped[0, index[item]] = 0
+            effects[item] = full - model(dropped)[0]
+    for entry in result["items"]:
+        target = index[entry["item"]]
+        if entry["item"] not in seen(train_frame):
+            assert entry["because"] == []
+            continue
+        expected = sorted(own, key=lambda i: -abs(float(effects[i][target])))[:3]
+        assert [r["item"] for r in entry["because"]] == expected
+        for reason in entry["because"]:
+            assert reason["rating"] == own[reason["item"]]
+            assert reason["effect"] == pytest.approx(
+                float(effects[reason["item"]][target]), abs=1e-3
+            )
+
+
+def test_explain_item_orientation_is_code_similarity(trained, train_frame):
+    result = rec(trained, "--user", "6", "--top", "4", "--run", "item-run", "--explain")
+    assert result["explain_method"].startswith("item-code similarity")
+    own = rated_by(train_frame, "6")
+    mean = np.mean(list(own.values()))
+    served = serving.open_run(trained, "item-run")
+    unit = served.unit_codes()
+    index = item_index(trained)
+    for entry in result["items"]:
+        target = index[entry["item"]]
+        if entry["item"] not in seen(train_frame):
+            assert entry["because"] == []
+            continue
+        weight = {i: float(unit[target] @ unit[index[i]]) * (s - mean) for i, s in own.items()}
+        expected = sorted(own, key=lambda i: -abs(weight[i]))[:3]
+        assert [r["item"] for r in entry["because"]] == expected
+        for reason in entry["because"]:
+            assert reason["effect"] == pytest.approx(weight[reason["item"]], abs=1e-3)
+            similarity = unit[target] @ unit[index[reason["item"]]]
+            assert reason["similarity"] == pytest.approx(float(similarity), abs=1e-3)
+
+
+def test_item_codes_are_the_encoder_codes_of_item_rows(trained):
+    """The similarity above rests on these: torch's encoder on each item's training ratings."""
+    model = checkpoints.load_run(trained, "item-run").load_model(CPU)
+    train = stored_ratings(trained / "datasets" / "ml1m")[0]
+    users, items = item_index_users(trained), item_index(trained)
+    x = torch.zeros(40, 30)
+    for row in train.itertuples(index=False):
+        x[items[row.item], users[row.user]] = row.rating
+    with torch.no_grad():
+        codes = model.encode(x).numpy()
+    np.testing.assert_allclose(serving.open_run(trained, "item-run").item_codes(), codes, atol=1e-5)
+
+
+def item_index_users(home) -> dict[str, int]:
+    with open(home / "datasets" / "ml1m" / "users.csv", newline="", encoding="utf-8") as handle:
+        return {row["user"]: k for k, row in enumerate(csv.DictReader(handle))}
+
+
+def test_explain_table_and_csv(trained):
+    table = ok(run_cli(trained, "recommend", "--user", "6", "--top", "2", "--explain"))
+    assert "because" in table.stdout and "rated" in table.stdout
+    assert "leave-one-out" in table.stdout
+    result = ok(run_cli(trained, "recommend", "--user", "6", "--explain", "--format", "csv"))
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 10 and all(row["because"].count("rated") == 3 for row in rows)
+
+
+def test_help_states_the_explain_method(trained):
+    text = " ".join(ok(run_cli(trained, "recommend", "--help")).stdout.split())
+    assert "leave-one-out" in text and "cosine similarity" in text and "ridge" in text
+
+
+# --- new users ----------------------------------------------------------------------------
+
+
+def test_user_orientation_encodes_the_new_rating_vector(trained, train_frame):
+    """A user-oriented model fed a known user's ratings as a new user gives their scores."""
+    own = rated_by(train_frame, "9")
+    rates = [f"--rate={item}={stars:g}" for item, stars in own.items()]
+    new = rec(trained, *rates, "--top", "40", "--include-rated", "--run", "user-run")
+    known = rec(trained, "--user", "9", "--top", "40", "--include-rated", "--run", "user-run")
+    assert new["method"] == "model" and new["user"] is None
+    assert new["ratings_used"] == len(own)
+    assert {e["item"]: e["score"] for e in new["items"]} == pytest.approx(
+        {e["item"]: e["score"] for e in known["items"]}, abs=1e-3
+    )
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_new_user_scores_follow_their_ratings(trained, run):
+    liked = ["1", "2", "3", "4"]
+    scores = {}
+    for stars in (1, 5):
+        args = [f"--rate={item}={stars}" for item in liked]
+        result = rec(trained, *args, "--top", "40", "--include-rated", "--run", run)
+        assert result["method"] == "model"
+        assert len(result["items"]) == 40
+        given = [e for e in result["items"] if e["item"] in liked]
+        assert all(e["rating"] == stars for e in given)
+        scores[stars] = np.mean([e["score"] for e in given])
+    assert scores[5] > scores[1]
+    unrated = rec(trained, *[f"--rate={i}=5" for i in liked], "--top", "40", "--run", run)
+    assert len(unrated["items"]) == 36 and not {e["item"] for e in unrated["items"]} & set(liked)
+
+
+def test_item_orientation_fold_in_is_the_ridge_fit(trained, train_frame):
+    """The new user's output unit: ridge regression of their ratings on the items' H rows."""
+    served = serving.open_run(trained, "item-run")
+    own = rated_by(train_frame, "11")
+    index = item_index(trained)
+    cols = np.array([index[i] for i in own])
+    stars = np.array(list(own.values()))
+    hidden = served.arrays["item_hidden"].astype(np.float64)
+    weights, biases = [a[served.user_seen] for a in served.output_layer]
+    val_rmse = served.run.metrics["val_rmse"]
+    weight, bias = serving.fold_in(hidden[cols], stars, weights, biases, val_rmse)
+    # The fitted unit explains the ratings better than the prior (the mean trained unit).
+    prior = hidden[cols] @ weights.mean(0) + biases.mean()
+    fitted = hidden[cols] @ weight + bias
+    assert np.mean((fitted - stars) ** 2) < np.mean((prior - stars) ** 2)
+    args = [f"--rate={i}={s:g}" for i, s in own.items()]
+    result = rec(trained, *args, "--run", "item-run", "--top", "40")
+    expected = np.clip(hidden @ weight + bias, 1, 5)
+    for entry in result["items"]:
+        if entry["item"] in seen(train_frame):
+            assert entry["score"] == pytest.approx(expected[index[entry["item"]]], abs=1e-3)
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_ratings_file_equals_rate_options(trained, tmp_path, run):
+    rates = {"5": 4, "12": 2, "20": 5, "33": 3.5}
+    by_option = rec(trained, *[f"--rate={i}={s}" for i, s in rates.items()], "--run", run)
+    files = {
+        "header.csv": "item,rating\n" + "".join(f"{i},{s}\n" for i, s in rates.items()),
+        "plain.csv": "".join(f"{i},{s}\n" for i, s in rates.items()),
+        "tabs.tsv": "movieId\trating\n" + "".join(f"{i}\t{s}\n" for i, s in rates.items()),
+        "swapped.csv": "rating,item\n" + "".join(f"{s},{i}\n" for i, s in rates.items()),
+    }
+    for name, text in files.items():
+        path = tmp_path / name
+        path.write_text(text)
+        assert rec(trained, "--ratings-file", path, "--run", run) == by_option, name
+
+
+def test_explain_for_a_new_user(trained, train_frame):
+    rated = sorted(seen(train_frame), key=int)[:3]
+    for run in RUNS:
+        rates = [f"--rate={item}={stars}" for item, stars in zip(rated, (4, 1, 5))]
+        result = rec(trained, *rates, "--explain", "--top", "3", "--run", run)
+        method = "leave-one-out" if run == "user-run" else "item-code similarity"
+        assert result["explain_method"].startswith(method)
+        for entry in result["items"]:
+            expected = set(rated) if entry["item"] in seen(train_frame) else set()
+            assert {r["item"] for r in entry["because"]} == expected
+
+
+def test_unknown_items_are_warned_about_and_dropped(trained):
+    base = ["--rate=5=4", "--rate=12=2", "--rate=20=5"]
+    result = run_cli(trained, "recommend", *base, "--rate=99999=5", "--format", "json")
+    ok(result)
+    assert "warning:" in result.stderr and "99999" in result.stderr
+    assert result.json() == rec(trained, *base)
+
+
+def test_popularity_fallback_with_fewer_than_three_ratings(trained, train_frame):
+    result = rec(trained, "--rate=5=4", "--rate=12=2", "--top", "40")
+    assert result["method"] == "popularity" and result["ratings_used"] == 2
+    assert "popularity" in result["note"]
+    mean = train_frame["rating"].mean()
+    by_item = train_frame.groupby("item")["rating"].agg(["sum", "count"])
+    by_item = by_item.reindex(list(item_index(trained)), fill_value=0)
+    damped = (by_item["sum"] + 10 * mean) / (by_item["count"] + 10)
+    expected = damped.drop(["5", "12"]).sort_values(ascending=False, kind="stable")
+    assert [e["score"] for e in result["items"]] == pytest.approx(expected.to_numpy(), abs=1e-3)
+    assert {e["item"] for e in result["items"]} == set(expected.index)
+    table = ok(run_cli(trained, "recommend", "--rate=5=4", "--rate=12=2"))
+    assert "popularity" in table.stdout.splitlines()[0]
+
+
+def test_only_unknown_items_fall_back_to_popularity(trained):
+    result = run_cli(trained, "recommend", "--rate=777=5", "--rate=888=4", "--format", "json")
+    ok(result)
+    assert result.json()["method"] == "popularity"
+    assert "777" in result.stderr and "888" in result.stderr
+
+
+# --- every user ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extension", ["csv", "parquet", "jsonl"])
+def test_all_users_file(trained, tmp_path, train_frame, extension):
+    path = tmp_path / f"all.{extension}"
+    result = ok(run_cli(trained, "recommend", "--all-users", "--top", "3", "-o", path))
+    assert "wrote 90 rows" in result.stderr and result.stdout == ""
+    if extension == "csv":
+        frame = pd.read_csv(path, dtype={"user": str, "item": str})
+    elif extension == "parquet":
+        frame = pd.read_parquet(path)
+    else:
+        frame = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines()])
+    assert list(frame.columns) == ["user", "rank", "item", "title", "score"]
+    assert len(frame) == 90 and frame["user"].nunique() == 30
+    for user in ("1", "17", "30"):
+        rows = frame[frame["user"] == user]
+        assert rows["rank"].tolist() == [1, 2, 3]
+        single = rec(trained, "--user", user, "--top", "3")["items"]
+        assert rows["item"].tolist() == [e["item"] for e in single]
+        assert rows["title"].tolist() == [e["title"] for e in single]
+        assert rows["score"].tolist() == pytest.approx([e["score"] for e in single])
+        assert not set(rows["item"]) & set(rated_by(train_frame, user))
+
+
+def test_all_users_item_run_with_rated_items(trained, tmp_path):
+    path = tmp_path / "all.jsonl"
+    args = ["--all-users", "--top", "40", "--include-rated", "--run", "item-run", "-o", path]
+    ok(run_cli(trained, "-q", "recommend", *args))
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == 30 * 40
+
+
+def test_all_users_shows_progress_on_stderr(trained, tmp_path):
+    result = ok(run_cli(trained, "recommend", "--all-users", "-o", tmp_path / "a.csv"))
+    assert "users" in result.stderr and "30/30" in result.stderr
+
+
+def test_single_user_to_a_file(trained, tmp_path):
+    path = tmp_path / "one.csv"
+    ok(run_cli(trained, "recommend", "--user", "2", "--top", "4", "-o", path))
+    frame = pd.read_csv(path, dtype=str)
+    assert frame["user"].tolist() == ["2"] * 4 and frame["rank"].tolist() == ["1", "2", "3", "4"]
+
+
+# --- similar ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_similar_items(trained, train_frame, run):
+    result = ok(
+        run_cli(trained, "similar", "--item", "7", "--top", "5", "--run", run, "--format", "json")
+    ).json()
+    assert result["item"] == "7" and result["run"] == run
+    assert result["representation"] == (
+        "encoder code" if run == "item-run" else "output-layer weights"
+    )
+    neighbours = result["items"]
+    assert len(neighbours) == 5 and "7" not in {e["item"] for e in neighbours}
+    similarity = [e["similarity"] for e in neighbours]
+    assert similarity == sorted(similarity, reverse=True)
+    assert all(-1.0 <= s <= 1.0 for s in similarity)
+    assert all(e["title"] for e in neighbours)
+    # The nearest really are the nearest: compare with every other item's similarity.
+    everything = ok(
+        run_cli(trained, "similar", "--item", "7", "--top", "100", "--run", run, "--format", "json")
+    ).json()
+    assert len(everything["items"]) == len(seen(train_frame)) - 1
+    assert neighbours == everything["items"][:5]
+
+
+def test_similar_table_and_csv(trained):
+    table = ok(run_cli(trained, "similar", "--item", "2", "--top", "3"))
+    assert "items like" in table.stdout and fixtures.LATIN1_TITLE in table.stdout
+    rows = list(
+        csv.DictReader(
+            io.StringIO(ok(run_cli(trained, "similar", "--item", "2", "--format", "csv")).stdout)
+        )
+    )
+    assert len(rows) == 10 and set(rows[0]) == {"item", "title", "genres", "similarity"}
+
+
+# --- embed --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extension", ["csv", "parquet", "jsonl"])
+def test_embed_writes_item_codes(trained, tmp_path, extension):
+    path = tmp_path / f"codes.{extension}"
+    result = ok(run_cli(trained, "embed", "--run", "item-run", "-o", path))
+    assert "wrote 40 items x 8 dims" in result.stderr
+    if extension == "csv":
+        frame = pd.read_csv(path, dtype={"item": str, "title": str})
+    elif extension == "parquet":
+        frame = pd.read_parquet(path)
+    else:
+        frame = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines()])
+    assert list(frame.columns) == ["item", "title"] + [f"code_{k}" for k in range(8)]
+    assert frame["item"].tolist() == list(item_index(trained))
+    assert fixtures.LATIN1_TITLE in frame["title"].tolist()
+    codes = serving.open_run(trained, "item-run").item_codes()
+    np.testing.assert_allclose(frame.iloc[:, 2:].to_numpy(float), codes, atol=1e-6)
+
+
+def test_embed_user_run_uses_output_weights(trained, tmp_path):
+    path = tmp_path / "codes.csv"
+    ok(run_cli(trained, "embed", "--run", "user-run", "-o", path))
+    frame = pd.read_csv(path)
+    model = checkpoints.load_run(trained, "user-run").load_model(CPU)
+    np.testing.assert_allclose(
+        frame.iloc[:, 2:].to_numpy(float), model.output.weight.detach().numpy(), atol=1e-6
+    )
+
+
+# --- outliers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run, default_by", [("item-run", "item"), ("user-run", "user")])
+def test_outliers_sorted_with_counts(trained, train_frame, run, default_by):
+    result = ok(
+        run_cli(trained, "outliers", "--top", "100", "--run", run, "--format", "json")
+    ).json()
+    assert result["by"] == default_by
+    rows = result["rows"]
+    counts = train_frame.groupby(default_by)["rating"].agg(["count", "mean"])
+    assert len(rows) == len(counts)
+    errors = [r["rmse"] for r in rows]
+    assert errors == sorted(errors, reverse=True)
+    for row in rows:
+        assert row["ratings"] == counts.loc[row[default_by], "count"]
+        assert row["mean_rating"] == pytest.approx(counts.loc[row[default_by], "mean"], abs=1e-3)
+    # The per-row RMSEs come from the same errors as the overall train RMSE.
+    total = sum(r["rmse"] ** 2 * r["ratings"] for r in rows) / sum(r["ratings"] for r in rows)
+    assert np.sqrt(total) == pytest.approx(result["train_rmse"], abs=1e-3)
+
+
+def test_outliers_min_ratings_and_table(trained, train_frame):
+    args = ["outliers", "--by", "user", "--min-ratings", "14", "--top", "100", "--format", "json"]
+    rows = ok(run_cli(trained, *args)).json()["rows"]
+    counts = train_frame.groupby("user").size()
+    assert {r["user"] for r in rows} == set(counts[counts >= 14].index)
+    table = ok(run_cli(trained, "outliers", "--top", "3", "--by", "item"))
+    assert "reconstructed worst" in table.stdout and "RMSE" in table.stdout
+    assert len([line for line in table.stdout.splitlines() if "│" in line]) == 3
+
+
+@pytest.mark.parametrize("orientation", ["item", "user"])
+def test_outliers_find_a_planted_random_user(tmp_path, orientation):
+    ratings = fixtures.synthetic_ratings(n_users=40, n_items=40, n_ratings=800, seed=5)
+    rng = np.random.default_rng(1)
+    items = rng.choice(40, 30, replace=False) + 1
+    planted = pd.DataFrame(
+        {
+            "user": "41",
+            "item": items.astype(str),
+            "rating": rng.choice([1.0, 5.0], 30),
+            "timestamp": 890_000_000,
+        }
+    )
+    source = fixtures.write_generic(
+        tmp_path / "planted.csv",
+        pd.concat([ratings, planted], ignore_index=True),
+        header=["user", "item", "rating", "timestamp"],
+    )
+    home = tmp_path / "home"
+    ok(run_cli(home, "-q", "ingest", source))
+    train = ["--epochs", "60", "--hidden", "8", "--lr", "0.02", "--weight-decay", "1"]
+    ok(run_cli(home, "-q", "train", "--orientation", orientation, *train, "--patience", "60"))
+    rows = ok(run_cli(home, "outliers", "--by", "user", "--format", "json")).json()["rows"]
+    assert rows[0]["user"] == "41" and rows[0]["ratings"] >= 25
+
+
+# --- bad inputs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--rate", "5=abc"], ["--rate", "ITEM=STARS"]),
+        (["--rate", "abc"], ["--rate", "ITEM=STARS"]),
+        (["--rate", "=4"], ["--rate"]),
+        (["--rate", "5=nan"], ["--rate"]),
+        (["--rate", "5=7", "--rate", "6=4", "--rate", "7=4"], ["outside the rating scale", "1-5"]),
+        (["--rate", "5=0"], ["outside the rating scale"]),
+        (["--user", "1", "--rate", "5=4"], ["only one", "--user", "--rate"]),
+        (["--user", "1", "--all-users", "-o", "x.csv"], ["only one"]),
+        ([], ["--user", "--rate", "--all-users"]),
+        (["--user", "1", "--top", "0"], ["--top"]),
+        (["--rate", "5=4", "--top", "0"], ["--top"]),
+        (["--all-users", "--top", "0", "-o", "x.csv"], ["--top"]),
+        (["--all-users"], ["-o"]),
+        (["--all-users", "-o", "out.xlsx"], [".xlsx", ".csv", ".parquet", ".jsonl"]),
+        (["--user", "1", "-o", "out"], ["no extension", ".csv"]),
+        (["--all-users", "--explain", "-o", "x.csv"], ["--explain"]),
+        (["--ratings-file", "nowhere.csv"], ["nowhere.csv", "does not exist"]),
+    ],
+)
+def test_recommend_bad_inputs(trained, tmp_path, monkeypatch, args, fragments):
+    monkeypatch.chdir(tmp_path)
+    assert_clean_error(run_cli(trained, "recommend", *args), *fragments)
+    assert not list(tmp_path.glob("x.csv")) and not list(tmp_path.glob("out*"))
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("item,rating\n5,4\n6,four\n", 3),
+        ("5,4\n6\n", 2),
+        ("5,4\n6,3,extra\n", 2),
+        ("item,rating\n5,4\n,3\n", 3),
+    ],
+)
+def test_malformed_ratings_file(trained, tmp_path, text, line):
+    path = tmp_path / "mine.csv"
+    path.write_text(text)
+    assert_clean_error(
+        run_cli(trained, "recommend", "--ratings-file", path), f"line {line}", "mine.csv"
+    )
+
+
+def test_ratings_file_that_is_a_folder(trained, tmp_path):
+    assert_clean_error(run_cli(trained, "recommend", "--ratings-file", tmp_path), "folder")
+
+
+def test_similar_bad_inputs(trained):
+    assert_clean_error(run_cli(trained, "similar", "--item", "9999"), "9999", "items.csv")
+    assert_clean_error(run_cli(trained, "similar", "--item", "7", "--top", "0"), "--top")
+    assert_clean_error(run_cli(trained, "similar"), "--item")
+
+
+def test_embed_and_outliers_bad_inputs(trained, tmp_path):
+    assert_clean_error(run_cli(trained, "embed", "-o", tmp_path / "codes.txt"), ".txt", ".csv")
+    assert_clean_error(run_cli(trained, "embed", "-o", tmp_path / "no" / "c.csv"), "does not exist")
+    assert_clean_error(run_cli(trained, "embed"), "-o")
+    assert_clean_error(run_cli(trained, "outliers", "--by", "movie"), "--by", "user or item")
+    assert_clean_error(run_cli(trained, "outliers", "--top", "0"), "--top")
+    assert_clean_error(run_cli(trained, "outliers", "--min-ratings", "0"), "--min-ratings")
+
+
+def test_new_commands_with_nothing_trained(ingested_home, tmp_path):
+    for args in (
+        ["recommend", "--rate", "5=4"],
+        ["recommend", "--all-users", "-o", tmp_path / "a.csv"],
+        ["similar", "--item", "5"],
+        ["embed", "-o", tmp_path / "c.csv"],
+        ["outliers"],
+    ):
+        assert_clean_error(run_cli(ingested_home, *args), "no trained run")
+
+
+def test_new_commands_after_a_re_ingest(scratch, sources):
+    ok(run_cli(scratch, "-q", "ingest", sources.ml1m_zip, "--name", "ml1m", "--force"))
+    for args in (["recommend", "--user", "1"], ["similar", "--item", "5"], ["outliers"]):
+        assert_clean_error(run_cli(scratch, *args), "re-ingested", "aerec train")
