@@ -5,10 +5,12 @@ Nothing here ever unpickles: tensors come from safetensors, the rest from JSON a
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +30,8 @@ WEIGHTS, CONFIG, HISTORY, METRICS = (
     "history.csv",
     "metrics.json",
 )
+# Left by an interrupted run, for `aerec train --resume RUN`; a finished run has neither.
+RESUME_TENSORS, RESUME_INFO = "resume.safetensors", "resume.json"
 
 
 @dataclass
@@ -62,6 +66,21 @@ class Run:
             ) from exc
         return model.to(device).eval()
 
+    def load_resume(self) -> tuple[dict, dict]:
+        """The tensors and values an interrupted run resumes from."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        if not (self.path / RESUME_INFO).is_file():
+            status = self.metrics.get("status", "finished")
+            raise AerecError(f"run {self.name} has no state to resume from (it is {status})")
+        try:
+            return load_file(self.path / RESUME_TENSORS), fileio.read_json(self.path / RESUME_INFO)
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise AerecError(
+                f"the resume state of run {self.name} is damaged ({_first_line(exc)}); train again"
+            ) from exc
+
     def update_metrics(self, **entries) -> None:
         self.metrics.update(entries)
         fileio.write_json(self.path / METRICS, self.metrics)
@@ -90,8 +109,13 @@ def save_run(
     history: list[dict],
     metrics: dict,
     replace: bool = False,
+    resume: tuple[dict, dict] | None = None,
 ) -> Run:
-    """Write a whole run folder at once (staged, then renamed into place)."""
+    """Write a whole run folder at once (staged, then renamed into place).
+
+    ``resume``: the tensors and values that `train --resume` continues from (interrupted
+    runs only).
+    """
     from safetensors.torch import save
 
     target = home / "runs" / check_run_name(name)
@@ -104,7 +128,25 @@ def save_run(
         fileio.write_json(folder / CONFIG, config)
         fileio.write_text(folder / HISTORY, _history_csv(history))
         fileio.write_json(folder / METRICS, metrics)
+        if resume is not None:
+            fileio.write_bytes(folder / RESUME_TENSORS, save(resume[0]))
+            fileio.write_json(folder / RESUME_INFO, resume[1])
     return Run(name, target, config, metrics)
+
+
+@contextlib.contextmanager
+def run_lock(home: Path, name: str) -> Iterator[None]:
+    """Hold ``HOME/runs/.NAME.lock`` while training into run NAME: a second process is
+    refused rather than interleaved. The kernel drops the lock when its holder dies."""
+    folder = home / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    with fileio.exclusive_lock(folder / f".{name}.lock") as held:
+        if not held:
+            raise AerecError(
+                f"run {name} is being trained by another aerec process; wait for it to end "
+                "or pick another --run name"
+            )
+        yield
 
 
 def _history_csv(history: list[dict]) -> str:

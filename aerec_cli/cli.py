@@ -435,6 +435,13 @@ def train(
         rich_help_panel="Kind options",
     ),
     run: str = typer.Option(None, "--run", help="Run name \\[default: DATASET-KIND-TIME]."),
+    resume: str = typer.Option(
+        None,
+        "--resume",
+        help="Continue run RUN, stopped by Ctrl-C or SIGTERM, from its last whole epoch "
+        "(its own settings are used; other training flags are ignored).",
+        metavar="RUN",
+    ),
 ):
     """Train an autoencoder on a dataset's train split and save the run."""
     from aerec_cli import distributed, training
@@ -467,14 +474,20 @@ def train(
         speaks = world.is_main and not settings.quiet
         if speaks:
             where = f"{world.size} processes" if world.active else str(device)
-            settings.note(f"training {kind} ({orientation}-based) on {where}")
+            what = f"resuming run {resume}" if resume else f"training {kind} ({orientation}-based)"
+            settings.note(f"{what} on {where}")
         progress = EpochProgress(
             err, config.epochs, config.pretrain_epochs, speaks, settings.verbose
         )
-        with progress:
-            saved, result = training.train_run(
-                settings.home, config, device, data, run, progress.update, world
-            )
+        with progress, training.stop_on_signals() as stop:
+            if resume:
+                saved, result = training.resume_run(
+                    settings.home, resume, device, progress.update, world, stop
+                )
+            else:
+                saved, result = training.train_run(
+                    settings.home, config, device, data, run, progress.update, world, stop
+                )
     finally:
         distributed.leave()
     if saved is None:  # not rank 0 under torchrun: rank 0 reports and saves
@@ -765,20 +778,27 @@ def plot(
     out.print(f"wrote {result['path']} ({', '.join(result['runs'])})")
 
 
-RECOMMEND_EPILOG = """Who:\n
---user ID: a user in the data. Their training ratings are left out unless --include-rated.\n
---rate ITEM=STARS (repeatable) or --ratings-file FILE (CSV item,rating with raw item ids,
-header optional): a new user, scored without retraining. A user-oriented model encodes the
-new rating vector; an item-oriented model fits the new user's output unit (r ~ h_j.w + b on
-the rated items' last hidden layers h_j) by ridge regression. Unknown item ids are warned
-about and dropped. With fewer than 3 usable ratings the list is ranked by damped popularity,
-(sum of ratings + 10 x global mean) / (count + 10), and says so.\n
---all-users: every user's top N, written to -o FILE (.csv, .parquet or .jsonl; columns user,
-rank, item, title, score).\n
---explain: for each item, the 3 rated items that weigh most in it, with sign. User-oriented
-model: leave-one-out, the change in the item's predicted stars when that one rating is dropped
-from the user's input. Item-oriented model (a user's other ratings are not part of an item's
-input): cosine similarity of the two items' encoder codes x (the rating - the user's mean)."""
+RECOMMEND_EPILOG = "\n\n".join(
+    [
+        "Who:",
+        "--user ID: a user in the data. Their training ratings are left out unless "
+        "--include-rated.",
+        "--rate ITEM=STARS (repeatable) or --ratings-file FILE (CSV item,rating with raw item "
+        "ids, header optional): a new user, scored without retraining. A user-oriented model "
+        "encodes the new rating vector; an item-oriented model fits the new user's output unit "
+        "(r_j ~ h_j.w + b on the rated items' last hidden layers h_j) by ridge regression, shrunk "
+        "towards the average trained user. Unknown item ids are warned about and dropped. With "
+        "fewer than 3 usable ratings the list is ranked by damped popularity, (sum of ratings + "
+        "10 x global mean) / (count + 10), and says so.",
+        "--all-users: every user's top N, written to -o FILE (.csv, .parquet or .jsonl; columns "
+        "user, rank, item, title, score).",
+        "--explain: for each item, the 3 rated items that weigh most in it, with sign. "
+        "User-oriented model: leave-one-out, the change in the item's predicted stars when that "
+        "one rating is dropped from the user's input. Item-oriented model (a user's other "
+        "ratings are not part of an item's input): cosine similarity of the two items' encoder "
+        "codes (centred on the mean code) x (the rating - the user's mean rating).",
+    ]
+)
 
 
 def _because(reasons: list[dict]) -> str:
@@ -876,6 +896,8 @@ def recommend(
         return
     if new_user:
         pairs = recommendation.read_ratings_file(ratings_file) if ratings_file else []
+        if ratings_file and not pairs:
+            _warn(f"ratings file {ratings_file} holds no ratings")
         pairs += [recommendation.parse_rate(text) for text in rate or []]
         result, warnings = recommendation.recommend_for_new_user(
             pairs, settings.home, top, run, include_rated, explain, settings.note

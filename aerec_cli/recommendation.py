@@ -366,6 +366,7 @@ def recommend_all_users(
     indptr = served.arrays["train.indptr"]
     indices = served.arrays["train.indices"]
     n_users = served.n_users
+    served.prepare_all_users()
     for start in range(0, n_users, USER_CHUNK):
         users = np.arange(start, min(start + USER_CHUNK, n_users))
         scores = served.block_scores(users)
@@ -461,12 +462,11 @@ def reconstruction_errors(served: Served) -> tuple[np.ndarray, np.ndarray, np.nd
             dot = np.einsum("ij,ij->i", out_weight[u], hidden[i])
             predicted[lo : lo + ENTRY_CHUNK] = dot + out_bias[u]
     else:
-        net = served.network
+        served.prepare_all_users()
         for start in range(0, served.n_users, USER_CHUNK):
             stop = min(start + USER_CHUNK, served.n_users)
             lo, hi = int(indptr[start]), int(indptr[stop])
-            z1 = net.first(indptr[start : stop + 1], indices[lo:hi], data[lo:hi].astype(np.float32))
-            hidden = net.from_first(z1)[1]
+            hidden = served.user_hidden(np.arange(start, stop))
             local, i = users[lo:hi] - start, indices[lo:hi]
             dot = np.einsum("ij,ij->i", hidden[local], out_weight[i])
             predicted[lo:hi] = dot + out_bias[i]

@@ -286,6 +286,7 @@ class Served:
     _items: ItemInfo | None = field(default=None, repr=False)
     _item_index: dict[str, int] | None = field(default=None, repr=False)
     _net: Network | None = field(default=None, repr=False)
+    _first_all: np.ndarray | None = field(default=None, repr=False)
 
     # -- what the run and dataset are
 
@@ -452,16 +453,33 @@ class Served:
                 weight, bias = self.output_layer
                 weight, bias = weight[users], bias[users]
             return weight @ hidden.T + bias[:, None]
-        indptr = self.arrays["train.indptr"]
-        local, positions = row_entries(indptr, users)
-        sub_indptr = np.concatenate([[0], np.cumsum(indptr[users + 1] - indptr[users])])
+        return self.network.output(self.user_hidden(users))
+
+    def user_hidden(self, users: np.ndarray) -> np.ndarray:
+        """User orientation: the last hidden layer of known users' training rows."""
         net = self.network
-        z1 = net.first(
-            sub_indptr,
-            self.arrays["train.indices"][positions],
-            self.arrays["train.data"][positions],
-        )
-        return net.output(net.from_first(z1)[1])
+        if self._first_all is not None:
+            z1 = self._first_all[users]  # a copy: from_first works in place
+        else:
+            indptr = self.arrays["train.indptr"]
+            _, positions = row_entries(indptr, users)
+            sub_indptr = np.concatenate([[0], np.cumsum(indptr[users + 1] - indptr[users])])
+            z1 = net.first(
+                sub_indptr,
+                self.arrays["train.indices"][positions],
+                self.arrays["train.data"][positions],
+            )
+        return net.from_first(z1)[1]
+
+    def prepare_all_users(self) -> None:
+        """User orientation: the first layer of every user's training row in one sparse
+        product (scipy), before scoring many users block by block."""
+        if self.orientation == "user" and self._first_all is None:
+            self._first_all = self.network.first(
+                self.arrays["train.indptr"],
+                self.arrays["train.indices"],
+                self.arrays["train.data"],
+            )
 
     # -- scores of a new user (fold-in, no retraining)
 

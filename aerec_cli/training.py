@@ -7,10 +7,13 @@ never read here.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import platform
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -74,6 +77,162 @@ class ObservedReconstruction(nn.Module):
         return self.model.output_at(self.model.penultimate(code), target.row, target.col), code
 
 
+class TrainingStopped(Exception):
+    """Training ended before its last epoch (a signal, or a diverging loss); ``trainer``
+    holds the state to save."""
+
+    def __init__(self, trainer: Trainer, reason: str):
+        super().__init__(reason)
+        self.trainer, self.reason = trainer, reason
+
+
+class Trainer:
+    """Owns one training run's state, so it can stop at an epoch boundary and resume exactly:
+    the weights, Adam's moments, the shuffling generator, the best weights and the history."""
+
+    def __init__(
+        self,
+        train: sp.csr_matrix,
+        config: TrainConfig,
+        device: torch.device,
+        rating_scale: tuple[float, float],
+        on_epoch: EpochCallback | None = None,
+        world: World | None = None,
+    ):
+        config.check()
+        self.config, self.device, self.scale = config, device, rating_scale
+        self.on_epoch, self.world = on_epoch, world or World()
+        torch.manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        matrix = oriented(train, config.orientation)
+        fit_matrix, *self.validation = hold_out(matrix, config.val_fraction, config.seed)
+        if fit_matrix.nnz == 0 or len(self.validation[2]) == 0:
+            raise AerecError("too few training ratings to hold out a validation slice")
+        self.model = build_for(config, matrix.shape[1]).to(device)
+        self.inputs = SparseRows(fit_matrix, device)
+        step = ObservedReconstruction(self.model)
+        self.step = DistributedDataParallel(step) if self.world.active else step
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        # lambda/2 ||W||^2 belongs to the whole objective; per rating it is divided by the count.
+        self.l2_scale = config.weight_decay / (2.0 * fit_matrix.nnz)
+        self.history: list[dict] = []
+        self.epoch, self.best_epoch, self.best_rmse = 0, 0, float("inf")
+        self.best_state: dict | None = None
+        self.seconds = 0.0
+
+    def fit(self, stop: Callable[[], bool] = lambda: False) -> FitResult:
+        """Pretrain (first time only), then fine-tune until early stopping or the last epoch.
+
+        ``stop`` is asked after every epoch; when it says so, TrainingStopped is raised with
+        the state of the last whole epoch.
+        """
+        started = time.perf_counter() - self.seconds
+        config = self.config
+        if self.epoch == 0 and self.model.pretraining and config.pretrain_epochs:
+            self.history += pretrain(
+                self.model,
+                self.inputs,
+                config.pretrain_epochs,
+                config.lr,
+                config.batch_size,
+                config.cd_steps,
+                self.generator,
+                self.on_epoch,
+            )
+        while self.epoch < config.epochs and self.epoch - self.best_epoch < config.patience:
+            t0 = time.perf_counter()
+            loss, val_rmse = self._epoch()
+            self.epoch += 1
+            if not (np.isfinite(loss) and np.isfinite(val_rmse)):
+                self.seconds = time.perf_counter() - started
+                raise TrainingStopped(self, "diverged")
+            row = {
+                "phase": "train",
+                "layer": "",
+                "epoch": self.epoch,
+                "train_loss": round(loss, 6),
+                "val_rmse": round(val_rmse, 6),
+                "seconds": round(time.perf_counter() - t0, 4),
+            }
+            self.history.append(row)
+            if self.on_epoch:
+                self.on_epoch(row)
+            if val_rmse < self.best_rmse - 1e-6:
+                self.best_rmse, self.best_epoch = val_rmse, self.epoch
+                self.best_state = copy.deepcopy(self.model.state_dict())
+            self.seconds = time.perf_counter() - started
+            # Every process must stop at the same epoch, so the flag is summed over them.
+            wants_stop = torch.tensor(float(stop()), device=self.device)
+            if self.epoch < config.epochs and float(self.world.sum(wants_stop)) > 0:
+                raise TrainingStopped(self, "interrupted")
+        self.model.load_state_dict(self.best_state)
+        return FitResult(
+            self.model.eval(), self.history, self.best_epoch, self.best_rmse, self.seconds
+        )
+
+    def _epoch(self) -> tuple[float, float]:
+        """One pass over the rows; returns the mean batch loss and the validation RMSE."""
+        model, world = self.model, self.world
+        model.train()
+        total, batches = torch.zeros((), device=self.device), 0
+        for rows in row_batches(self.inputs.n_rows, self.config.batch_size, self.generator):
+            target = self.inputs.batch(world.shard(rows))
+            predicted, code = self.step(model.corrupt(target, self.generator), target)
+            # The batch's mean squared error over every process's observed ratings; DDP
+            # averages gradients over processes, hence the factor world.size.
+            observed = world.sum(torch.tensor(float(len(target.value)), device=self.device))
+            squared = ((predicted - target.value) ** 2).sum() * world.size
+            mse = squared / observed.clamp(min=1)
+            loss = mse + self.l2_scale * model.weight_norm() + model.penalty(code)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total, batches = total + loss.detach(), batches + 1
+        model.eval()
+        rows, cols, values = self.validation
+        predicted = np.clip(predict_entries(model, self.inputs, rows, cols), *self.scale)
+        return float(total) / max(batches, 1), float(np.sqrt(np.mean((predicted - values) ** 2)))
+
+    # --- resumable state ------------------------------------------------------------------
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Tensors (for safetensors) and plain values (for JSON) that resume this run."""
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update({f"best.{k}": v for k, v in (self.best_state or {}).items()})
+        optimizer = self.optimizer.state_dict()
+        for index, slots in optimizer["state"].items():
+            tensors.update({f"adam.{index}.{name}": t for name, t in slots.items()})
+        tensors["generator"] = self.generator.get_state()
+        info = {
+            "epoch": self.epoch,
+            "best_epoch": self.best_epoch,
+            "best_rmse": self.best_rmse,
+            "history": self.history,
+            "seconds": self.seconds,
+            "adam_groups": optimizer["param_groups"],
+        }
+        return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, info
+
+    def restore(self, tensors: dict[str, torch.Tensor], info: dict) -> None:
+        def part(prefix):
+            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+        self.model.load_state_dict(part("model."))
+        best = part("best.")
+        self.best_state = {k: v.to(self.device) for k, v in best.items()} or None
+        slots: dict[int, dict] = {}
+        for key, value in part("adam.").items():
+            index, name = key.split(".", 1)
+            slots.setdefault(int(index), {})[name] = value.to(self.device)
+        for slot in slots.values():
+            slot["step"] = slot["step"].cpu()  # Adam keeps its step count on the CPU
+        self.optimizer.load_state_dict({"state": slots, "param_groups": info["adam_groups"]})
+        self.generator.set_state(tensors["generator"])
+        self.epoch, self.best_epoch = info["epoch"], info["best_epoch"]
+        self.best_rmse, self.history = info["best_rmse"], info["history"]
+        self.seconds = info["seconds"]
+
+
 def fit(
     train: sp.csr_matrix,
     config: TrainConfig,
@@ -88,81 +247,10 @@ def fit(
     DistributedDataParallel averages the gradients; pretraining and validation run in full
     on every process, so all of them take the same early-stopping decisions.
     """
-    world = world or World()
-    config.check()
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    matrix = oriented(train, config.orientation)
-    fit_matrix, val_rows, val_cols, val_values = hold_out(matrix, config.val_fraction, config.seed)
-    if fit_matrix.nnz == 0 or len(val_values) == 0:
-        raise AerecError("too few training ratings to hold out a validation slice")
-    started = time.perf_counter()
-    model = build_for(config, matrix.shape[1]).to(device)
-    inputs = SparseRows(fit_matrix, device)
-    history = []
-    if model.pretraining and config.pretrain_epochs:
-        history = pretrain(
-            model,
-            inputs,
-            config.pretrain_epochs,
-            config.lr,
-            config.batch_size,
-            config.cd_steps,
-            generator,
-            on_epoch,
-        )
-    step = ObservedReconstruction(model)
-    if world.active:
-        step = DistributedDataParallel(step)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    # lambda/2 ||W||^2 belongs to the whole objective; per rating it is divided by the count.
-    l2_scale = config.weight_decay / (2.0 * fit_matrix.nnz)
-
-    best_rmse, best_epoch, best_state = float("inf"), 0, None
-    for epoch in range(1, config.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        total, batches = torch.zeros((), device=device), 0
-        for rows in row_batches(inputs.n_rows, config.batch_size, generator):
-            target = inputs.batch(world.shard(rows))
-            predicted, code = step(model.corrupt(target, generator), target)
-            # The batch's mean squared error over every process's observed ratings; DDP
-            # averages gradients over processes, hence the factor world.size.
-            observed = world.sum(torch.tensor(float(len(target.value)), device=device))
-            squared = ((predicted - target.value) ** 2).sum() * world.size
-            mse = squared / observed.clamp(min=1)
-            loss = mse + l2_scale * model.weight_norm() + model.penalty(code)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total, batches = total + loss.detach(), batches + 1
-        model.eval()
-        total = float(total)
-        predicted = np.clip(predict_entries(model, inputs, val_rows, val_cols), *rating_scale)
-        val_rmse = float(np.sqrt(np.mean((predicted - val_values) ** 2)))
-        if not np.isfinite(total) or not np.isfinite(val_rmse):
-            raise AerecError(
-                f"training diverged at epoch {epoch} (loss is NaN or infinite); lower --lr "
-                f"(now {config.lr:g}) or raise --weight-decay"
-            )
-        row = {
-            "phase": "train",
-            "layer": "",
-            "epoch": epoch,
-            "train_loss": round(total / max(batches, 1), 6),
-            "val_rmse": round(val_rmse, 6),
-            "seconds": round(time.perf_counter() - t0, 4),
-        }
-        history.append(row)
-        if on_epoch:
-            on_epoch(row)
-        if val_rmse < best_rmse - 1e-6:
-            best_rmse, best_epoch = val_rmse, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= config.patience:
-            break
-    model.load_state_dict(best_state)
-    return FitResult(model.eval(), history, best_epoch, best_rmse, time.perf_counter() - started)
+    try:
+        return Trainer(train, config, device, rating_scale, on_epoch, world).fit()
+    except TrainingStopped as stopped:
+        raise _stopped_error(stopped, None) from None
 
 
 def train_run(
@@ -173,10 +261,13 @@ def train_run(
     run: str | None = None,
     on_epoch: EpochCallback | None = None,
     world: World | None = None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> tuple[checkpoints.Run | None, FitResult]:
     """Train on a stored dataset's train split and save the run. The Python face of `train`.
 
-    Under torchrun only rank 0 saves; the other processes get None for the run.
+    Under torchrun only rank 0 saves; the other processes get None for the run. When
+    ``stop()`` turns true, the run is saved after the current epoch with what
+    `train --resume` needs, and AerecError says how to resume.
     """
     world = world or World()
     config.check()
@@ -185,10 +276,69 @@ def train_run(
         if (home / "runs" / run).exists():
             raise AerecError(f"run {run} already exists; pick another --run name")
     dataset = store.load(home, data)
-    result = fit(dataset.train, config, device, dataset.rating_scale, on_epoch, world)
-    if not world.is_main:
-        return None, result
     name = run or checkpoints.new_run_name(home, dataset.name, config.kind)
+    with _lock(home, name, world):
+        trainer = Trainer(dataset.train, config, device, dataset.rating_scale, on_epoch, world)
+        return _train_and_save(home, name, trainer, dataset, stop)
+
+
+def resume_run(
+    home: Path,
+    run: str,
+    device: torch.device,
+    on_epoch: EpochCallback | None = None,
+    world: World | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> tuple[checkpoints.Run | None, FitResult]:
+    """Continue an interrupted run from its last whole epoch, with its own settings.
+
+    On the CPU with the same seed it ends exactly where an uninterrupted run would.
+    """
+    saved = checkpoints.load_run(home, run)
+    with _lock(home, saved.name, world or World()):
+        tensors, info = saved.load_resume()
+        dataset = store.load(home, saved.dataset)
+        if saved.config.get("dataset_meta_sha256") != dataset.meta_hash:
+            raise AerecError(
+                f"dataset {dataset.name} was re-ingested after run {run} started; it cannot "
+                f"be resumed: train again with aerec train --data {dataset.name}"
+            )
+        config = TrainConfig(**saved.config["train"])
+        trainer = Trainer(dataset.train, config, device, dataset.rating_scale, on_epoch, world)
+        trainer.restore(tensors, info)
+        return _train_and_save(home, saved.name, trainer, dataset, stop, replace=True)
+
+
+def _lock(home: Path, name: str, world: World):
+    """The run's lock, held by the process that writes it (rank 0 under torchrun)."""
+    return checkpoints.run_lock(home, name) if world.is_main else contextlib.nullcontext()
+
+
+def _train_and_save(home, name, trainer: Trainer, dataset, stop, replace=False):
+    try:
+        result = trainer.fit(stop)
+    except TrainingStopped as stopped:
+        kept = trainer.best_state is not None  # at least one whole, finite epoch
+        if trainer.world.is_main and kept:
+            resume = trainer.state() if stopped.reason == "interrupted" else None
+            _save(home, name, trainer, dataset, stopped.reason, replace, resume)
+        raise _stopped_error(stopped, name if kept else None) from None
+    if not trainer.world.is_main:
+        return None, result
+    saved = _save(home, name, trainer, dataset, "finished", replace)
+    # What scoring needs that does not depend on the user (fast `recommend`; see serving.py).
+    serving.save(
+        saved.path, result.model, dataset.train, trainer.config.orientation, dataset.meta_hash
+    )
+    return saved, result
+
+
+def _save(home, name, trainer: Trainer, dataset, status, replace, resume=None):
+    """The run folder: the best weights so far (the current ones if no epoch was better)."""
+    config = trainer.config
+    model = copy.deepcopy(trainer.model)
+    if trainer.best_state is not None:
+        model.load_state_dict(trainer.best_state)
     run_config = {
         "kind": config.kind,
         "orientation": config.orientation,
@@ -196,8 +346,8 @@ def train_run(
         "dataset": dataset.name,
         "dataset_meta_sha256": dataset.meta_hash,
         "rating_scale": list(dataset.rating_scale),
-        "device": str(device),
-        "processes": world.size,
+        "device": str(trainer.device),
+        "processes": trainer.world.size,
         "versions": {
             "aerec": __version__,
             "torch": torch.__version__,
@@ -205,12 +355,55 @@ def train_run(
         },
     }
     metrics = {
-        "best_epoch": result.best_epoch,
-        "epochs_run": len([h for h in result.history if h["phase"] == "train"]),
-        "val_rmse": round(result.best_val_rmse, 6),
-        "train_seconds": round(result.seconds, 3),
+        "status": status,
+        "best_epoch": trainer.best_epoch,
+        "epochs_run": trainer.epoch,
+        "val_rmse": round(trainer.best_rmse, 6) if trainer.best_state is not None else None,
+        "train_seconds": round(trainer.seconds, 3),
     }
-    saved = checkpoints.save_run(home, name, result.model, run_config, result.history, metrics)
-    # What scoring needs that does not depend on the user (fast `recommend`; see serving.py).
-    serving.save(saved.path, result.model, dataset.train, config.orientation, dataset.meta_hash)
-    return saved, result
+    return checkpoints.save_run(
+        home, name, model.eval(), run_config, trainer.history, metrics, replace, resume
+    )
+
+
+def _stopped_error(stopped: TrainingStopped, run: str | None) -> AerecError:
+    trainer = stopped.trainer
+    if stopped.reason == "interrupted":
+        where = f"run {run} keeps it" if run else "nothing was saved"
+        return AerecError(
+            f"interrupted after epoch {trainer.epoch}; {where}. "
+            f"Continue with: aerec train --resume {run}"
+            if run
+            else "interrupted; train again",
+            exit_code=130,
+        )
+    kept = (
+        f"; the best weights so far (epoch {trainer.best_epoch}, validation RMSE "
+        f"{trainer.best_rmse:.4f}) are saved in run {run}"
+        if run and trainer.best_state is not None
+        else ""
+    )
+    return AerecError(
+        f"training diverged at epoch {trainer.epoch} (the loss became NaN or infinite): the "
+        f"learning rate is likely too high for this data; lower --lr (now {trainer.config.lr:g})"
+        f" or raise --weight-decay{kept}"
+    )
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[Callable[[], bool]]:
+    """Within the block, the first SIGINT or SIGTERM asks training to stop after the current
+    epoch (its state is saved); a second one stops at once (KeyboardInterrupt)."""
+    requested = threading.Event()
+
+    def handle(signum, frame):
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested.is_set
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -41,7 +41,8 @@ def test_two_cpu_processes_train_the_same_run_as_one(tmp_path):
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert launched.stdout.count("saved to") == 1  # rank 0 alone reports and writes
     ok(run_cli(home, *train, "--run", "one"))
-    assert sorted(p.name for p in (home / "runs").iterdir()) == ["one", "two"]
+    runs = sorted(p.name for p in (home / "runs").iterdir() if not p.name.startswith("."))
+    assert runs == ["one", "two"]
     config = json.loads((home / "runs" / "two" / "config.json").read_text())
     assert config["processes"] == 2
 

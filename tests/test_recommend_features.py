@@ -344,6 +344,14 @@ def test_popularity_fallback_with_fewer_than_three_ratings(trained, train_frame)
     assert "popularity" in table.stdout.splitlines()[0]
 
 
+def test_an_empty_ratings_file_falls_back_to_popularity(trained, tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("item,rating\n")
+    result = run_cli(trained, "recommend", "--ratings-file", path, "--format", "json")
+    assert ok(result).json()["method"] == "popularity"
+    assert "holds no ratings" in result.stderr
+
+
 def test_only_unknown_items_fall_back_to_popularity(trained):
     result = run_cli(trained, "recommend", "--rate=777=5", "--rate=888=4", "--format", "json")
     ok(result)
@@ -605,3 +613,22 @@ def test_new_commands_after_a_re_ingest(scratch, sources):
     ok(run_cli(scratch, "-q", "ingest", sources.ml1m_zip, "--name", "ml1m", "--force"))
     for args in (["recommend", "--user", "1"], ["similar", "--item", "5"], ["outliers"]):
         assert_clean_error(run_cli(scratch, *args), "re-ingested", "aerec train")
+
+
+@pytest.mark.parametrize("scipy_above", [0, 10**9])
+def test_sparse_product_with_scipy_and_numpy(monkeypatch, scipy_above):
+    """serving.sparse_dot: scipy for many entries, numpy chunks for few; same numbers, also
+    for a slice of rows (indptr not starting at 0) and empty rows."""
+    rng = np.random.default_rng(0)
+    dense = (rng.random((50, 30)) * (rng.random((50, 30)) < 0.2)).astype(np.float32)
+    dense[[7, 12, 13]] = 0
+    rows, cols = np.nonzero(dense)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=50))])
+    table = rng.random((30, 5)).astype(np.float32)
+    monkeypatch.setattr(serving, "SCIPY_ABOVE", scipy_above)
+    monkeypatch.setattr(serving, "CHUNK_ENTRIES", 7)
+    whole = serving.sparse_dot(indptr, cols, dense[rows, cols], table)
+    np.testing.assert_allclose(whole, dense @ table, rtol=1e-5, atol=1e-6)
+    lo = indptr[10]
+    part = serving.sparse_dot(indptr[10:22], cols[lo:], dense[rows, cols][lo:], table)
+    np.testing.assert_allclose(part, dense[10:21] @ table, rtol=1e-5, atol=1e-6)
