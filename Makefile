@@ -46,7 +46,8 @@ search: install
 	  $$S --kind basic --grid '{"weight_decay": [30, 100, 300], "hidden": [[200], [300], [500]]}' && \
 	  $$S --kind contractive --grid '{"contraction_weight": [0.01, 0.1, 1.0], "weight_decay": [30, 100]}' && \
 	  $$S --kind sparse --grid '{"sparsity_weight": [5, 20], "weight_decay": [30, 100]}' && \
-	  $$S --kind stacked --kind deep --grid '{"hidden": [[300, 150], [500, 250]], "weight_decay": [30, 100]}' || exit 1; \
+	  $$S --kind stacked --kind deep --grid '{"hidden": [[300, 150], [500, 250]], "weight_decay": [30, 100]}' && \
+	  $$S --kind denoising --grid '{"lr_patience": [0, 5, 10]}' || exit 1; \
 	done
 
 lint: install

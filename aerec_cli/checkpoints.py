@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import re
@@ -49,17 +50,37 @@ class Run:
         with open(self.path / HISTORY, newline="", encoding="utf-8") as handle:
             return list(csv.DictReader(handle))
 
+    def read_checked(self, filename: str) -> bytes:
+        """A tensor file of this run, checked against the sha256 that config.json recorded
+        when the run was saved (runs saved before checksums existed are not checked)."""
+        try:
+            data = (self.path / filename).read_bytes()
+        except OSError as exc:
+            raise AerecError(
+                f"{filename} of run {self.name} cannot be read ({exc.strerror or exc}); the run "
+                "is damaged: train again"
+            ) from exc
+        sums = self.config.get("sha256")
+        expected = sums.get(filename) if isinstance(sums, dict) else None
+        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+            raise AerecError(
+                f"{filename} of run {self.name} is damaged: it does not match the checksum "
+                "recorded in its config.json when it was saved; train again"
+            )
+        return data
+
     def load_model(self, device: torch.device) -> RatingAutoencoder:
         from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
         from aerec_cli.models import build_model
 
-        model = build_model(self.config["model"])
+        data = self.read_checked(WEIGHTS)
         try:
-            state = load_file(self.path / WEIGHTS, device="cpu")
+            model = build_model(self.config["model"])
+            state = load(data)
             model.load_state_dict(state, strict=True)
-        except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        except (SafetensorError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise AerecError(
                 f"the weights of run {self.name} cannot be loaded ({_first_line(exc)}); "
                 "the checkpoint is damaged or does not match its config: train again"
@@ -69,13 +90,14 @@ class Run:
     def load_resume(self) -> tuple[dict, dict]:
         """The tensors and values an interrupted run resumes from."""
         from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
         if not (self.path / RESUME_INFO).is_file():
             status = self.metrics.get("status", "finished")
             raise AerecError(f"run {self.name} has no state to resume from (it is {status})")
+        data = self.read_checked(RESUME_TENSORS)
         try:
-            return load_file(self.path / RESUME_TENSORS), fileio.read_json(self.path / RESUME_INFO)
+            return load(data), fileio.read_json(self.path / RESUME_INFO)
         except (SafetensorError, OSError, ValueError) as exc:
             raise AerecError(
                 f"the resume state of run {self.name} is damaged ({_first_line(exc)}); train again"
@@ -121,15 +143,20 @@ def save_run(
     target = home / "runs" / check_run_name(name)
     if target.exists() and not replace:
         raise AerecError(f"run {name} already exists; pick another --run name")
-    config = {**config, "model": model.spec(), "created": _now()}
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {WEIGHTS: save(state, metadata={"kind": model.kind})}
+    if resume is not None:
+        tensors[RESUME_TENSORS] = save(resume[0])
+    # Loading checks each tensor file against its digest: damage or tampering is an error.
+    sums = {filename: hashlib.sha256(data).hexdigest() for filename, data in tensors.items()}
+    config = {**config, "model": model.spec(), "created": _now(), "sha256": sums}
     with fileio.staged_folder(target, replace=replace) as folder:
-        fileio.write_bytes(folder / WEIGHTS, save(state, metadata={"kind": model.kind}))
+        for filename, data in tensors.items():
+            fileio.write_bytes(folder / filename, data)
         fileio.write_json(folder / CONFIG, config)
         fileio.write_text(folder / HISTORY, _history_csv(history))
         fileio.write_json(folder / METRICS, metrics)
         if resume is not None:
-            fileio.write_bytes(folder / RESUME_TENSORS, save(resume[0]))
             fileio.write_json(folder / RESUME_INFO, resume[1])
     return Run(name, target, config, metrics)
 
@@ -146,6 +173,7 @@ def run_lock(home: Path, name: str) -> Iterator[None]:
                 f"run {name} is being trained by another aerec process; wait for it to end "
                 "or pick another --run name"
             )
+        fileio.sweep_leftovers(folder / name)  # what an interrupted save of NAME left
         yield
 
 
@@ -161,6 +189,7 @@ def _history_csv(history: list[dict]) -> str:
 def list_runs(home: Path) -> list[Run]:
     """Every readable run, oldest first."""
     root = home / "runs"
+    fileio.recover_folders(root)  # a replacement cut short between its renames
     runs = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if folder.name.startswith(".") or not (folder / CONFIG).is_file():
@@ -179,6 +208,7 @@ def load_run(home: Path, name: str | None = None) -> Run:
             raise AerecError(f"no trained run in {home}; train one first: aerec train")
         return runs[-1]
     folder = home / "runs" / name
+    fileio.recover_folders(home / "runs")
     if not (folder / CONFIG).is_file():
         known = ", ".join(r.name for r in list_runs(home)[-5:]) or "none"
         raise AerecError(f"no run named {name!r} in {home} (latest: {known}); see aerec runs")
@@ -189,8 +219,14 @@ def _read_run(folder: Path) -> Run:
     try:
         config = fileio.read_json(folder / CONFIG)
         metrics = fileio.read_json(folder / METRICS) if (folder / METRICS).is_file() else {}
-        if not isinstance(config, dict) or "model" not in config or "dataset" not in config:
-            raise ValueError("config.json lacks model or dataset")
+        if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+            raise ValueError("config.json lacks the model")
+        if not isinstance(config.get("dataset"), str):
+            raise ValueError("config.json lacks the dataset")
+        if config.get("orientation") not in ("item", "user"):
+            raise ValueError("config.json lacks the orientation")
+        if not isinstance(metrics, dict):
+            raise ValueError("metrics.json is not an object")
     except (OSError, ValueError, json.JSONDecodeError) as exc:
         raise AerecError(
             f"run {folder.name} is damaged ({_first_line(exc)}); train it again"

@@ -368,7 +368,7 @@ def train(
         None,
         "--hidden",
         help="Layer sizes, e.g. 500 or 500,250 \\[default: basic/denoising/contractive "
-        "min(300, inputs/2); sparse 1.25 x inputs; stacked/deep two layers, e.g. 500,250].",
+        "min(300, inputs/2); sparse 1.25 x inputs; stacked/deep min(500, inputs/2) and half that].",
     ),
     epochs: int = typer.Option(
         D.epochs, "--epochs", help="Most fine-tuning epochs; early stopping may end sooner."
@@ -376,12 +376,20 @@ def train(
     lr: float = typer.Option(D.lr, "--lr", help="Adam learning rate."),
     batch_size: int = typer.Option(D.batch_size, "--batch-size", help="Rating vectors per step."),
     weight_decay: float = typer.Option(
-        D.weight_decay, "--weight-decay", help="L2 strength (AutoRec's lambda)."
+        None,
+        "--weight-decay",
+        help="L2 strength (AutoRec's lambda) \\[default: 100; stacked and deep 30].",
     ),
     patience: int = typer.Option(
         D.patience,
         "--patience",
         help="Stop after this many epochs without a better validation RMSE.",
+    ),
+    lr_patience: int = typer.Option(
+        D.lr_patience,
+        "--lr-patience",
+        help="Halve the learning rate after this many epochs without a better validation "
+        "RMSE (0: never).",
     ),
     val_fraction: float = typer.Option(
         D.val_fraction, "--val-fraction", help="Share of train ratings held out for validation."
@@ -457,6 +465,7 @@ def train(
         batch_size=batch_size,
         weight_decay=weight_decay,
         patience=patience,
+        lr_patience=lr_patience,
         val_fraction=val_fraction,
         seed=settings.seed,
         sparsity_target=sparsity_target,

@@ -11,6 +11,9 @@ from aerec_cli.errors import AerecError
 
 KINDS = ("basic", "sparse", "denoising", "contractive", "stacked", "deep")
 ORIENTATIONS = ("item", "user")
+# Chosen on the validation slice (benchmarks/search-*.csv): the deeper kinds want less L2.
+WEIGHT_DECAY = {"stacked": 30.0, "deep": 30.0}
+DEFAULT_WEIGHT_DECAY = 100.0
 
 
 @dataclass
@@ -21,8 +24,12 @@ class TrainConfig:
     epochs: int = 200
     lr: float = 3e-3
     batch_size: int = 256
-    weight_decay: float = 100.0  # AutoRec's lambda: lambda/2 * ||W||^2 over the whole objective
+    # AutoRec's lambda: lambda/2 * ||W||^2 over the whole objective. None: the kind's default.
+    weight_decay: float | None = None
     patience: int = 20
+    lr_patience: int = (
+        0  # halve the learning rate after this many epochs without progress (0: never)
+    )
     val_fraction: float = 0.05
     seed: int = 0
     # Kind-specific (each model class lists the ones it takes in its ``options``).
@@ -44,6 +51,7 @@ class TrainConfig:
             ("--epochs", self.epochs, 1),
             ("--batch-size", self.batch_size, 1),
             ("--patience", self.patience, 1),
+            ("--lr-patience", self.lr_patience, 0),
             ("--pretrain-epochs", self.pretrain_epochs, 0),
             ("--cd-steps", self.cd_steps, 1),
         ):
@@ -51,9 +59,16 @@ class TrainConfig:
                 raise AerecError(f"{flag} must be at least {low}, not {value}")
         if not self.lr > 0:
             raise AerecError(f"--lr must be positive, not {self.lr}")
-        if self.weight_decay < 0:
+        if self.weight_decay is not None and self.weight_decay < 0:
             raise AerecError(f"--weight-decay must be 0 or more, not {self.weight_decay}")
         if not 0 < self.val_fraction < 0.5:
             raise AerecError(f"--val-fraction must be in (0, 0.5), not {self.val_fraction}")
         if any(h < 1 for h in self.hidden):
             raise AerecError(f"--hidden sizes must be at least 1, not {self.hidden}")
+
+    @property
+    def l2(self) -> float:
+        """The weight decay in force: the one given, else the kind's default."""
+        if self.weight_decay is not None:
+            return self.weight_decay
+        return WEIGHT_DECAY.get(self.kind, DEFAULT_WEIGHT_DECAY)

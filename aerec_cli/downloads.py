@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -49,7 +50,8 @@ def fetch(name: str, cache: Path, timeout: float = 30.0) -> Path:
         ):
             while chunk := response.read(1 << 20):
                 out.write(chunk)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    # A connection cut mid-way raises http.client.IncompleteRead (not an OSError).
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
         raise AerecError(
             f"cannot download {name} from {url} ({getattr(exc, 'reason', exc)}); download it "
             f"elsewhere and run: aerec ingest path/to/{name}.zip"

@@ -247,7 +247,7 @@ class StackedAutoencoder(RatingAutoencoder):
 
     @staticmethod
     def default_hidden(n_inputs: int) -> list[int]:
-        first = max(2, min(300, n_inputs // 2))
+        first = max(2, min(500, n_inputs // 2))
         return [first, max(1, first // 2)]
 
 

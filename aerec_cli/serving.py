@@ -3,8 +3,8 @@ numpy forward pass that reads it.
 
 Every kind shares one network at inference (sigmoid encoder layers, mirrored sigmoid decoder
 layers, a linear output layer), so one numpy forward pass over the saved weights scores every
-kind. At the end of training, ``training.train_run`` calls :func:`save`, which stores what does
-not depend on the user:
+kind. At the end of training (training.py, once the run folder is saved) :func:`save` stores
+what does not depend on the user:
 
 - the weights, layer by layer (torch layout: out x in) and where the code sits;
 - the train split as CSR (users x items), so no scipy is needed to read a user's ratings;
@@ -113,11 +113,6 @@ class Network:
         if cols is None:
             return hidden @ self.weights[-1].T + self.biases[-1]
         return hidden @ self.weights[-1][cols].T + self.biases[-1][cols]
-
-    def forward_dense(self, x: np.ndarray) -> np.ndarray:
-        """Full reconstruction of dense input rows (rows x inputs)."""
-        z1 = x @ self.weights[0].T + self.biases[0]
-        return self.output(self.from_first(z1)[1])
 
 
 def _to_numpy(tensor) -> np.ndarray:
@@ -228,8 +223,28 @@ def save(
     target = Path(run_path) / FILENAME
     # safetensors writes raw buffers: every array must be C-contiguous.
     arrays = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
+    # The digest of the data section (tensor offsets are relative to it, so adding the digest
+    # to the header leaves it unchanged): a damaged file is rebuilt rather than trusted.
+    blob = to_bytes(arrays, metadata=metadata)
+    metadata["data_sha256"] = hashlib.sha256(_data_section(blob)).hexdigest()
     fileio.write_bytes(target, to_bytes(arrays, metadata=metadata))
     return target
+
+
+def _data_section(blob: bytes | memoryview) -> memoryview:
+    """The tensor bytes of a safetensors file: after the 8-byte header length and the header."""
+    view = memoryview(blob)
+    return view[8 + int.from_bytes(view[:8], "little") :]
+
+
+def _file_data_sha256(path: Path) -> str:
+    """The digest of a safetensors file's data section, as :func:`save` records it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        handle.seek(8 + int.from_bytes(handle.read(8), "little"))
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # --- reading it back ----------------------------------------------------------------------
@@ -579,6 +594,9 @@ def open_run(home: Path, run_name: str | None = None, note=None) -> Served:
             f"dataset {run.dataset} was re-ingested after run {run.name} was trained on it; "
             f"train again: aerec train --data {run.dataset}"
         )
+    # The weights are the run's source of truth: damage there is an error, even though
+    # scoring reads the serving file.
+    run.read_checked(checkpoints.WEIGHTS)
     path = run.path / FILENAME
     arrays = _open_arrays(path, meta_hash)
     if arrays is None:
@@ -602,6 +620,11 @@ def _open_arrays(path: Path, meta_hash: str) -> Arrays | None:
         return None
     meta = arrays.metadata
     if meta.get("format") != FORMAT or meta.get("dataset_meta_sha256") != meta_hash:
+        return None
+    try:
+        if meta.get("data_sha256") != _file_data_sha256(path):  # damaged (or from before)
+            return None
+    except (OSError, ValueError, OverflowError):
         return None
     return arrays
 

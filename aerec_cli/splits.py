@@ -30,8 +30,9 @@ def _temporal_mask(ratings: pd.DataFrame, test_fraction: float) -> np.ndarray:
     """Each user's latest ratings (by timestamp) go to test; every user keeps one to train."""
     if (ratings["timestamp"] < 0).all():
         raise AerecError("--split temporal needs timestamps, and this source has none")
-    order = np.lexsort((ratings["timestamp"].to_numpy(), ratings["user"].to_numpy()))
-    users = ratings["user"].to_numpy()[order]
+    users = _user_codes(ratings["user"])
+    order = _user_time_order(users, ratings["timestamp"].to_numpy())
+    users = users[order]
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
     counts = np.diff(np.r_[starts, len(users)])
     rank = np.arange(len(users)) - np.repeat(starts, counts)
@@ -40,3 +41,19 @@ def _temporal_mask(ratings: pd.DataFrame, test_fraction: float) -> np.ndarray:
     mask = np.zeros(len(ratings), dtype=bool)
     mask[order] = is_test_sorted
     return mask
+
+
+def _user_codes(users: pd.Series) -> np.ndarray:
+    """Small non-negative integers, equal where the user ids are (no strings compared)."""
+    codes, _ = pd.factorize(users)
+    return codes.astype(np.int64)
+
+
+def _user_time_order(users: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+    """Row order by user, then timestamp, then position (a stable sort)."""
+    if len(stamps):
+        low, high = int(stamps.min()), int(stamps.max())
+        span = high - low + 1
+        if (int(users.max()) + 1) * span < 2**62:  # one int64 key: faster than lexsort
+            return np.argsort(users * span + (stamps - low), kind="stable")
+    return np.lexsort((stamps, users))

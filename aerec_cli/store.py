@@ -10,10 +10,12 @@ Layout of one dataset folder (written whole under a temp name, then renamed into
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -92,15 +94,35 @@ def ingest(
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise AerecError(f"dataset name {name!r} may hold only letters, digits, '.', '_', '-'")
     target = home / "datasets" / name
-    if target.exists() and not force:
-        raise AerecError(f"dataset {name} already exists at {target}; pass --force to replace it")
     _check_split(split, test_fraction)  # before reading: a large source takes a while
-    table, source_path = _read(source, home, columns, sep, skip_bad_lines)
-    train_df, test_df, split_info = _split(table, split, test_fraction, seed)
-    digest = _source_digest(source_path, table)
-    with fileio.staged_folder(target, replace=force) as folder:
-        meta = _write_dataset(folder, name, table, train_df, test_df, split_info, source, digest)
+    with ingest_lock(home, name):  # from the existence check to the final rename
+        if target.exists() and not force:
+            raise AerecError(
+                f"dataset {name} already exists at {target}; pass --force to replace it"
+            )
+        table, source_path = _read(source, home, columns, sep, skip_bad_lines)
+        ratings, is_test, split_info = _split(table, split, test_fraction, seed)
+        digest = _source_digest(source_path, table)
+        with fileio.staged_folder(target, replace=force) as folder:
+            meta = _write_dataset(folder, name, table, ratings, is_test, split_info, source, digest)
     return load(home, name), table.warnings + meta.get("warnings", [])
+
+
+@contextlib.contextmanager
+def ingest_lock(home: Path, name: str) -> Iterator[None]:
+    """Hold ``HOME/datasets/.NAME.lock`` while dataset NAME is written: a second ingest of the
+    same name is refused rather than interleaved. The kernel drops the lock when its holder
+    dies (even by kill -9)."""
+    folder = home / "datasets"
+    folder.mkdir(parents=True, exist_ok=True)
+    with fileio.exclusive_lock(folder / f".{name}.lock") as held:
+        if not held:
+            raise AerecError(
+                f"dataset {name} is being ingested by another aerec process; wait for it to "
+                "end, or pick another --name"
+            )
+        fileio.sweep_leftovers(folder / name)  # what an interrupted ingest of NAME left
+        yield
 
 
 def _read(source: str, home: Path, columns, sep, skip_bad_lines):
@@ -125,16 +147,19 @@ def _check_split(method: str, test_fraction: float) -> None:
 
 
 def _split(table: formats.RatingsTable, method: str, test_fraction: float, seed: int):
+    """(ratings, is_test mask, split info); the train split is ``ratings[~is_test]``."""
     if method in table.predefined_splits:
         train_df, test_df = table.predefined_splits[method]()
-        return train_df, test_df, {"method": method}
+        ratings = formats.concat_ratings([train_df, test_df])
+        is_test = np.arange(len(ratings)) >= len(train_df)
+        return ratings, is_test, {"method": method}
     if method not in splits.SPLIT_METHODS:
         named = sorted(table.predefined_splits)
         choices = ", ".join(splits.SPLIT_METHODS + named)
         raise AerecError(f"unknown split {method!r} for this source; choose one of: {choices}")
     mask = splits.test_mask(table.ratings, method, test_fraction, seed)
     info = {"method": method, "test_fraction": test_fraction, "seed": seed}
-    return table.ratings[~mask], table.ratings[mask], info
+    return table.ratings, mask, info
 
 
 def _name_from_source(source: str) -> str:
@@ -160,35 +185,46 @@ def _source_digest(path: Path | None, table: formats.RatingsTable) -> str:
     return digest.hexdigest()
 
 
-def _sorted_ids(values: pd.Series) -> np.ndarray:
-    unique = pd.unique(values.astype(str))
+def _id_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct raw ids as str, int32 code of each row); numeric ids sort numerically.
+
+    int64 ids are factorised as numbers (hashing, no per-row strings); only the distinct ids
+    become strings. Text ids keep their exact text.
+    """
+    if ids.dtype == np.int64:
+        codes, unique = pd.factorize(ids.to_numpy(), sort=True)
+        return unique.astype(str), codes.astype(np.int32)
+    text = ids.astype(str)
+    unique = pd.unique(text)
     numeric = pd.to_numeric(pd.Series(unique), errors="coerce")
     if numeric.notna().all():
-        return unique[np.argsort(numeric.to_numpy(), kind="stable")].astype(str)
-    return np.sort(unique.astype(str))
+        ordered = unique[np.argsort(numeric.to_numpy(), kind="stable")].astype(str)
+    else:
+        ordered = np.sort(unique.astype(str))
+    return ordered, pd.Index(ordered).get_indexer(text).astype(np.int32)
 
 
-def _matrix(frame: pd.DataFrame, users: pd.Index, items: pd.Index) -> sp.csr_matrix:
-    rows = users.get_indexer(frame["user"].astype(str))
-    cols = items.get_indexer(frame["item"].astype(str))
-    values = frame["rating"].to_numpy(np.float32)
-    shape = (len(users), len(items))
+def _matrix(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape) -> sp.csr_matrix:
     matrix = sp.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float32)
     matrix.sort_indices()
     return matrix
 
 
-def _write_dataset(folder, name, table, train_df, test_df, split_info, source, digest) -> dict:
+def _write_dataset(folder, name, table, ratings, is_test, split_info, source, digest) -> dict:
     warnings = []
-    overlap = train_df.merge(test_df, on=["user", "item"]).shape[0]
-    if overlap:
+    user_ids, rows = _id_codes(ratings["user"])
+    item_ids, cols = _id_codes(ratings["item"])
+    values = ratings["rating"].to_numpy(np.float32)
+    if split_info["method"] not in splits.SPLIT_METHODS:
         # A predefined split could list a pair twice; the test copy wins in neither matrix.
-        warnings.append(f"{overlap} (user, item) pair(s) are in both train and test")
-    everything = pd.concat([train_df, test_df], ignore_index=True)
-    user_ids = _sorted_ids(everything["user"])
-    item_ids = _sorted_ids(everything["item"])
-    users, items = pd.Index(user_ids), pd.Index(item_ids)
-    train, test = _matrix(train_df, users, items), _matrix(test_df, users, items)
+        pairs = pd.DataFrame({"user": rows, "item": cols})
+        overlap = pairs[~is_test].merge(pairs[is_test], on=["user", "item"]).shape[0]
+        if overlap:
+            warnings.append(f"{overlap} (user, item) pair(s) are in both train and test")
+    shape = (len(user_ids), len(item_ids))
+    train = _matrix(rows[~is_test], cols[~is_test], values[~is_test], shape)
+    test = _matrix(rows[is_test], cols[is_test], values[is_test], shape)
+    del rows, cols
     for filename, matrix in (("train.npz", train), ("test.npz", test)):
         with fileio.atomic_open(folder / filename) as handle:
             sp.save_npz(handle, matrix, compressed=False)
@@ -202,7 +238,7 @@ def _write_dataset(folder, name, table, train_df, test_df, split_info, source, d
         }
     )
     fileio.write_text(folder / "items.csv", item_frame.to_csv(index=False))
-    values, counts = np.unique(everything["rating"].to_numpy(), return_counts=True)
+    stars, counts = np.unique(values, return_counts=True)
     meta = {
         "format_version": FORMAT_VERSION,
         "name": name,
@@ -215,7 +251,7 @@ def _write_dataset(folder, name, table, train_df, test_df, split_info, source, d
         "train": int(train.nnz),
         "test": int(test.nnz),
         "rating_scale": list(table.rating_scale),
-        "histogram": {f"{v:g}": int(c) for v, c in zip(values, counts)},
+        "histogram": {f"{v:g}": int(c) for v, c in zip(stars, counts)},
         "split": split_info,
         "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
         "created_ns": time.time_ns(),
@@ -232,6 +268,7 @@ def _write_dataset(folder, name, table, train_df, test_df, split_info, source, d
 def list_datasets(home: Path) -> list[dict]:
     """Meta of every stored dataset, oldest first."""
     root = home / "datasets"
+    fileio.recover_folders(root)  # a replacement cut short between its renames
     metas = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if folder.name.startswith(".") or not (folder / "meta.json").is_file():
@@ -254,6 +291,7 @@ def load(home: Path, name: str | None = None) -> Dataset:
                 "or aerec ingest ml-100k.zip"
             )
         name = stored[-1]["name"]
+    fileio.recover_folders(home / "datasets")
     folder = home / "datasets" / name
     if not (folder / "meta.json").is_file():
         known = ", ".join(m["name"] for m in list_datasets(home)) or "none"

@@ -114,7 +114,7 @@ class Trainer:
         self.step = DistributedDataParallel(step) if self.world.active else step
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         # lambda/2 ||W||^2 belongs to the whole objective; per rating it is divided by the count.
-        self.l2_scale = config.weight_decay / (2.0 * fit_matrix.nnz)
+        self.l2_scale = config.l2 / (2.0 * fit_matrix.nnz)
         self.history: list[dict] = []
         self.epoch, self.best_epoch, self.best_rmse = 0, 0, float("inf")
         self.best_state: dict | None = None
@@ -160,6 +160,7 @@ class Trainer:
             if val_rmse < self.best_rmse - 1e-6:
                 self.best_rmse, self.best_epoch = val_rmse, self.epoch
                 self.best_state = copy.deepcopy(self.model.state_dict())
+            self._maybe_decay_lr()
             self.seconds = time.perf_counter() - started
             # Every process must stop at the same epoch, so the flag is summed over them.
             wants_stop = torch.tensor(float(stop()), device=self.device)
@@ -169,6 +170,13 @@ class Trainer:
         return FitResult(
             self.model.eval(), self.history, self.best_epoch, self.best_rmse, self.seconds
         )
+
+    def _maybe_decay_lr(self) -> None:
+        """Halve the step size each time --lr-patience epochs pass without a better epoch."""
+        wait = self.config.lr_patience
+        if wait and (self.epoch - self.best_epoch) and (self.epoch - self.best_epoch) % wait == 0:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= 0.5
 
     def _epoch(self) -> tuple[float, float]:
         """One pass over the rows; returns the mean batch loss and the validation RMSE."""
