@@ -113,11 +113,6 @@ class RatingAutoencoder(nn.Module):
         """The decoder layer that undoes encoder layer ``index`` (the output layer for 0)."""
         return self.output if index == 0 else self.decoder[len(self.hidden) - 1 - index]
 
-    def weight_norm(self) -> torch.Tensor:
-        """Sum of squared weights (biases excluded): AutoRec's L2 term."""
-        layers = [*self.encoder, *self.decoder, self.output]
-        return sum((layer.weight**2).sum() for layer in layers)
-
     @staticmethod
     def default_hidden(n_inputs: int) -> list[int]:
         return [max(1, min(300, n_inputs // 2))]

@@ -43,6 +43,7 @@ class Dataset:
     user_ids: np.ndarray  # raw ids (str) of the matrix rows
     items: pd.DataFrame  # item (raw id), title, genres of the matrix columns
     meta: dict
+    meta_hash: str  # fingerprint of this version; a run records it to detect a re-ingest
 
     @property
     def item_ids(self) -> np.ndarray:
@@ -52,11 +53,6 @@ class Dataset:
     def rating_scale(self) -> tuple[float, float]:
         low, high = self.meta["rating_scale"]
         return float(low), float(high)
-
-    @property
-    def meta_hash(self) -> str:
-        """Fingerprint of this dataset version; a run records it to detect a re-ingest."""
-        return hashlib.sha256((self.path / "meta.json").read_bytes()).hexdigest()
 
     def user_index(self, raw_id: str) -> int:
         index = _index_of(self.user_ids, raw_id)
@@ -299,7 +295,8 @@ def load(home: Path, name: str | None = None) -> Dataset:
             f"no dataset named {name!r} in {home} (stored: {known}); see aerec datasets"
         )
     try:
-        meta = fileio.read_json(folder / "meta.json")
+        meta_bytes = (folder / "meta.json").read_bytes()
+        meta = json.loads(meta_bytes)
         if meta.get("format_version") != FORMAT_VERSION:
             raise AerecError(
                 f"dataset {name} has format version {meta.get('format_version')}, this aerec "
@@ -316,4 +313,7 @@ def load(home: Path, name: str | None = None) -> Dataset:
         ) from exc
     if train.shape != (len(users), len(items)) or test.shape != train.shape:
         raise AerecError(f"dataset {name} is inconsistent; ingest it again with --force")
-    return Dataset(name, folder, train, test, users["user"].to_numpy(), items, meta)
+    # Hashed now, from the bytes just read: a re-ingest during a long training must not
+    # change the version the run records.
+    meta_hash = hashlib.sha256(meta_bytes).hexdigest()
+    return Dataset(name, folder, train, test, users["user"].to_numpy(), items, meta, meta_hash)
