@@ -18,7 +18,7 @@ from aerec_cli.models import MODEL_KINDS
 
 # Small but real: the built-in sample (400 users x 300 items), a larger step size so that
 # a few dozen epochs suffice, and no early stop so kinds compare at equal epochs.
-QUICK = {"hidden": [64], "epochs": 60, "patience": 60, "lr": 0.01}
+QUICK = {"hidden": [64], "epochs": 60, "patience": 60, "lr": 0.01, "lr_patience": 0}
 CPU = torch.device("cpu")
 
 
