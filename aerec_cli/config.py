@@ -27,7 +27,7 @@ class TrainConfig:
     # AutoRec's lambda: lambda/2 * ||W||^2 over the whole objective. None: the kind's default.
     weight_decay: float | None = None
     patience: int = 20
-    lr_patience: int = 5  # halve the step size after this many epochs without progress; 0: never
+    lr_patience: int = 10  # halve the step size after this many epochs without progress; 0: never
     val_fraction: float = 0.05
     seed: int = 0
     # Kind-specific (each model class lists the ones it takes in its ``options``).
