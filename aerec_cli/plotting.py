@@ -87,12 +87,13 @@ def _matplotlib():
 def plot_runs(home: Path, names: Sequence[str], output: Path) -> dict:
     """Draw the learning curves of ``names`` (default: the latest run) into ``output``."""
     output = check_output(Path(output))
-    Figure, FigureCanvasAgg, FuncFormatter = _matplotlib()
     if names:
         runs = [checkpoints.load_run(home, name) for name in dict.fromkeys(names)]
     else:
         runs = [checkpoints.load_run(home, None)]
     curves = [read_curves(run) for run in runs]
+    # Bad runs are reported first, whether or not the optional matplotlib is installed.
+    Figure, FigureCanvasAgg, FuncFormatter = _matplotlib()
     pretrained = [c for c in curves if c.pretrain]
 
     figure = Figure(figsize=(11, 7.6 if pretrained else 4.4), dpi=110, layout="constrained")
