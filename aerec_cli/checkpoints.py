@@ -5,13 +5,11 @@ Nothing here ever unpickles: tensors come from safetensors, the rest from JSON a
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -161,20 +159,14 @@ def save_run(
     return Run(name, target, config, metrics)
 
 
-@contextlib.contextmanager
-def run_lock(home: Path, name: str) -> Iterator[None]:
-    """Hold ``HOME/runs/.NAME.lock`` while training into run NAME: a second process is
-    refused rather than interleaved. The kernel drops the lock when its holder dies."""
-    folder = home / "runs"
-    folder.mkdir(parents=True, exist_ok=True)
-    with fileio.exclusive_lock(folder / f".{name}.lock") as held:
-        if not held:
-            raise AerecError(
-                f"run {name} is being trained by another aerec process; wait for it to end "
-                "or pick another --run name"
-            )
-        fileio.sweep_leftovers(folder / name)  # what an interrupted save of NAME left
-        yield
+def run_lock(home: Path, name: str):
+    """Held while training into run NAME: a second process is refused, not interleaved."""
+    return fileio.name_lock(
+        home / "runs",
+        name,
+        f"run {name} is being trained by another aerec process; wait for it to end or pick "
+        "another --run name",
+    )
 
 
 def _history_csv(history: list[dict]) -> str:

@@ -214,3 +214,18 @@ def exclusive_lock(path: Path) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def name_lock(folder: Path, name: str, busy: str) -> Iterator[None]:
+    """Hold ``FOLDER/.NAME.lock`` while NAME is written there; ``busy`` is the error if another
+    process holds it. The kernel drops the lock when its holder dies (even by kill -9), and
+    what an interrupted write of NAME left behind is swept once the lock is ours."""
+    from aerec_cli.errors import AerecError
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(folder / f".{name}.lock") as held:
+        if not held:
+            raise AerecError(busy)
+        sweep_leftovers(folder / name)
+        yield

@@ -10,12 +10,10 @@ Layout of one dataset folder (written whole under a temp name, then renamed into
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -104,21 +102,14 @@ def ingest(
     return load(home, name), table.warnings + meta.get("warnings", [])
 
 
-@contextlib.contextmanager
-def ingest_lock(home: Path, name: str) -> Iterator[None]:
-    """Hold ``HOME/datasets/.NAME.lock`` while dataset NAME is written: a second ingest of the
-    same name is refused rather than interleaved. The kernel drops the lock when its holder
-    dies (even by kill -9)."""
-    folder = home / "datasets"
-    folder.mkdir(parents=True, exist_ok=True)
-    with fileio.exclusive_lock(folder / f".{name}.lock") as held:
-        if not held:
-            raise AerecError(
-                f"dataset {name} is being ingested by another aerec process; wait for it to "
-                "end, or pick another --name"
-            )
-        fileio.sweep_leftovers(folder / name)  # what an interrupted ingest of NAME left
-        yield
+def ingest_lock(home: Path, name: str):
+    """Held while dataset NAME is written: a second ingest of it is refused, not interleaved."""
+    return fileio.name_lock(
+        home / "datasets",
+        name,
+        f"dataset {name} is being ingested by another aerec process; wait for it to end, or "
+        "pick another --name",
+    )
 
 
 def _read(source: str, home: Path, columns, sep, skip_bad_lines):
