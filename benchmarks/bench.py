@@ -620,7 +620,13 @@ def main() -> None:
         "# Benchmarks",
         "",
         f"Made by `{command}` (`python benchmarks/bench.py`) on {time.strftime('%Y-%m-%d')}, "
-        f"in {(time.time() - started) / 60:.0f} min.",
+        f"in {(time.time() - started) / 60:.0f} min"
+        + (
+            " (with `--resume`: rows whose peak MB is `-` were finished by an earlier, "
+            "interrupted run and reused)."
+            if args.resume
+            else "."
+        ),
         "",
         f"Machine: {machine()}.",
         "",
