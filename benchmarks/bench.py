@@ -124,9 +124,9 @@ def surprise_scores(home: Path, dataset: str, seed: int, algorithms: list[str]) 
         import surprise
     except ImportError:
         return {}
-    from aerec_cli import store
+    from aerec_cli.storage import dataset_store
 
-    ds = store.load(home, dataset)
+    ds = dataset_store.load(home, dataset)
     low, high = ds.rating_scale
     users, items = ds.user_ids, ds.item_ids
 

@@ -19,16 +19,17 @@ from pathlib import Path
 
 import torch
 
-from aerec_cli import store, training
-from aerec_cli.config import TrainConfig
-from aerec_cli.device import configure_threads
+from aerec_cli.storage import dataset_store
+from aerec_cli.training import session
+from aerec_cli.training.config import TrainConfig
+from aerec_cli.training.device import configure_threads
 
 
-def dataset_for(source: str, split: str, seed: int, home: Path) -> store.Dataset:
+def dataset_for(source: str, split: str, seed: int, home: Path) -> dataset_store.Dataset:
     name = f"{Path(source).stem}-{split}-{seed}"
     if not (home / "datasets" / name).exists():
-        store.ingest(source, home, name=name, split=split, seed=seed)
-    return store.load(home, name)
+        dataset_store.ingest(source, home, name=name, split=split, seed=seed)
+    return dataset_store.load(home, name)
 
 
 def main() -> None:
@@ -59,7 +60,7 @@ def main() -> None:
                 setting = dict(zip(grid.keys(), values), kind=kind, orientation=args.orientation)
                 config = TrainConfig(**setting, seed=args.seed)
                 started = time.perf_counter()
-                result = training.fit(
+                result = session.fit(
                     dataset.train, config, torch.device("cpu"), dataset.rating_scale
                 )
                 seconds = time.perf_counter() - started

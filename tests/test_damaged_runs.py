@@ -2,7 +2,7 @@
 and never an unpickled object.
 
 Every command that loads a run (evaluate, recommend, similar, embed, outliers) is checked
-against each kind of damage. A damaged ``serving.safetensors`` (a cache) is rebuilt.
+against each kind of damage. A damaged ``scorer.safetensors`` (a cache) is rebuilt.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from aerec_cli import checkpoints, serving, store
 from aerec_cli.errors import AerecError
+from aerec_cli.scoring import scorer
+from aerec_cli.storage import dataset_store, run_store
 from tests.helpers import assert_clean_error, ok, run_cli
 
 TINY = ["--epochs", "2", "--hidden", "4"]
@@ -86,7 +87,7 @@ def assert_every_command_fails(home: Path, *fragments: str) -> None:
 
 
 def test_a_saved_run_records_the_checksum_of_its_tensors(trained):
-    run = checkpoints.load_run(trained, "r")
+    run = run_store.load_run(trained, "r")
     assert set(run.config["sha256"]) == {"model.safetensors"}
     assert run.load_model(torch.device("cpu")).n_inputs > 0
 
@@ -130,7 +131,7 @@ def test_weights_of_another_size_in_a_run_without_checksums(home):
     shutil.copy(home / "runs" / "wide" / "model.safetensors", run_file(home, "model.safetensors"))
     drop_checksums(home)
     assert_clean_error(run_cli(home, "evaluate", "--run", "r"), "cannot be loaded", "train again")
-    run_file(home, serving.FILENAME).unlink()  # recommend must now read the weights
+    run_file(home, scorer.FILENAME).unlink()  # recommend must now read the weights
     assert_clean_error(run_cli(home, "recommend", "--user", "1", "--run", "r"), "cannot be loaded")
 
 
@@ -162,7 +163,7 @@ def test_config_whose_model_spec_is_wrong(home):
     config = json.loads(path.read_text())
     config["model"] = {"kind": "nosuch"}
     path.write_text(json.dumps(config))
-    run_file(home, serving.FILENAME).unlink()
+    run_file(home, scorer.FILENAME).unlink()
     assert_clean_error(run_cli(home, "evaluate", "--run", "r"), "nosuch")
     assert_clean_error(run_cli(home, "recommend", "--user", "1", "--run", "r"), "nosuch")
 
@@ -212,7 +213,7 @@ def recommend_json(home: Path) -> dict:
 )
 def test_a_damaged_serving_file_is_rebuilt_and_scores_the_same(home, damage):
     before = recommend_json(home)
-    path = run_file(home, serving.FILENAME)
+    path = run_file(home, scorer.FILENAME)
     data = bytearray(path.read_bytes())
     if damage == "truncated":
         data = data[: len(data) // 2]
@@ -235,7 +236,7 @@ def test_a_damaged_serving_file_is_rebuilt_and_scores_the_same(home, damage):
 
 
 def test_an_intact_serving_file_is_not_rebuilt(home):
-    path = run_file(home, serving.FILENAME)
+    path = run_file(home, scorer.FILENAME)
     stamp = path.stat().st_mtime_ns
     result = ok(run_cli(home, "recommend", "--user", "3", "--run", "r"))
     assert "preparing" not in result.stderr
@@ -248,7 +249,7 @@ def test_an_intact_serving_file_is_not_rebuilt(home):
 def test_weights_replaced_by_a_torch_pickle_are_refused_unread(home, tmp_path):
     sentinel = tmp_path / "unpickled"
     torch.save({"encoder.0.weight": Trap(sentinel)}, run_file(home, "model.safetensors"))
-    run_file(home, serving.FILENAME).unlink()
+    run_file(home, scorer.FILENAME).unlink()
     assert_every_command_fails(home, "damaged")
     drop_checksums(home)  # and without a checksum, safetensors refuses the pickle itself
     assert_every_command_fails(home, "cannot be loaded")
@@ -258,7 +259,7 @@ def test_weights_replaced_by_a_torch_pickle_are_refused_unread(home, tmp_path):
 def test_a_serving_file_replaced_by_a_pickle_is_rebuilt_unread(home, tmp_path):
     sentinel = tmp_path / "unpickled"
     before = recommend_json(home)
-    run_file(home, serving.FILENAME).write_bytes(pickle.dumps(Trap(sentinel)))
+    run_file(home, scorer.FILENAME).write_bytes(pickle.dumps(Trap(sentinel)))
     assert recommend_json(home) == before
     assert not sentinel.exists()
 
@@ -279,7 +280,7 @@ def test_a_dataset_matrix_holding_pickled_objects_is_refused_unread(home, tmp_pa
     with open(path, "wb") as handle:
         np.savez(handle, **arrays)
     with pytest.raises(AerecError, match="damaged.*ingest it again with --force"):
-        store.load(home, "ml1m")
+        dataset_store.load(home, "ml1m")
     assert_clean_error(run_cli(home, "train", *TINY, "--data", "ml1m"), "damaged", "--force")
     assert_clean_error(run_cli(home, "evaluate", "--run", "r"), "damaged")
     assert not sentinel.exists()

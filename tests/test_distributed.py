@@ -7,14 +7,14 @@ import os
 import subprocess
 import sys
 
-from aerec_cli import store
+from aerec_cli.storage import dataset_store
 
 from .helpers import ok, run_cli
 
 
 def test_two_cpu_processes_train_the_same_run_as_one(tmp_path):
     home = tmp_path / "home"
-    store.ingest("sample", home)
+    dataset_store.ingest("sample", home)
     common = ["--home", str(home), "--device", "cpu", "--threads", "1", "-q"]
     train = ["train", "--kind", "basic", "--epochs", "3", "--hidden", "16"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from aerec_cli import downloads
+from aerec_cli.data import downloads
 from aerec_cli.errors import AerecError
 from tests.helpers import assert_clean_error, ok, run_cli
 

@@ -19,13 +19,15 @@ import scipy.sparse as sp
 import torch
 from rich.console import Console
 
-from aerec_cli import cli, evaluation, store
-from aerec_cli.evaluation import (
+from aerec_cli import cli
+from aerec_cli.evaluation import evaluator
+from aerec_cli.evaluation.evaluator import (
     popularity_ranker,
     ranking_metrics,
     top_k,
     user_ranking_metrics,
 )
+from aerec_cli.storage import dataset_store
 from tests.helpers import assert_clean_error, ok, run_cli
 
 TINY = ["--epochs", "5", "--hidden", "8", "--lr", "0.05", "--weight-decay", "0.1"]
@@ -156,7 +158,7 @@ def test_no_relevant_user_gives_no_values():
 
 @pytest.mark.parametrize("run", ["item-run", "user-run"])
 def test_block_scores_match_user_scores(trained, run):
-    scorer = evaluation.load_for_scoring(trained, run, torch.device("cpu")).scorer
+    scorer = evaluator.load_for_scoring(trained, run, torch.device("cpu")).scorer
     users = np.array([0, 5, 29])
     block = scorer.block_scores(users)
     for row, user in enumerate(users):
@@ -198,7 +200,7 @@ def test_evaluate_json_keeps_old_keys_and_adds_ranking(trained):
     assert set(report["baselines"]) == {"global_mean", "bias"}
     ranking = report["ranking"]
     assert ranking["k"] == [10] and ranking["relevant"] == 4
-    dataset = store.load(trained, "ml1m")
+    dataset = dataset_store.load(trained, "ml1m")
     relevant = dataset.test.copy()
     relevant.data = (relevant.data >= 4).astype(np.int8)
     relevant.eliminate_zeros()
@@ -215,9 +217,9 @@ def test_evaluate_json_keeps_old_keys_and_adds_ranking(trained):
 @pytest.mark.parametrize("run", ["item-run", "user-run"])
 def test_ranking_matches_a_per_user_recomputation(trained, run):
     report = evaluate_json(trained, "--run", run, "--k", "3,10")
-    dataset = store.load(trained, "ml1m")
+    dataset = dataset_store.load(trained, "ml1m")
     train, test = dataset.train, dataset.test
-    scorer = evaluation.load_for_scoring(trained, run, torch.device("cpu")).scorer
+    scorer = evaluator.load_for_scoring(trained, run, torch.device("cpu")).scorer
     model = scorer.block_scores(np.arange(train.shape[0]), clip=False)
     counts = np.bincount(train.indices, minlength=train.shape[1])
     bias = scorer.baseline
@@ -237,8 +239,8 @@ def test_ranking_matches_a_per_user_recomputation(trained, run):
 def test_recommendations_never_hit_training_items(trained):
     # With everything rated in training marked relevant, no list may hit anything: the
     # metrics are over candidates that exclude training items.
-    dataset = store.load(trained, "ml1m")
-    scorer = evaluation.load_for_scoring(trained, "item-run", torch.device("cpu")).scorer
+    dataset = dataset_store.load(trained, "ml1m")
+    scorer = evaluator.load_for_scoring(trained, "item-run", torch.device("cpu")).scorer
     rankers = {"model": lambda users: scorer.block_scores(users, clip=False)}
     _, results = ranking_metrics(rankers, dataset.train, dataset.train, 1, [10])
     assert results["model"]["hit_rate@10"] == 0
@@ -305,8 +307,8 @@ def test_evaluate_runs_json_is_a_list_of_reports(trained):
 
 def test_evaluate_runs_loads_a_shared_dataset_once(trained, monkeypatch):
     calls = []
-    real = store.load
-    monkeypatch.setattr(store, "load", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    real = dataset_store.load
+    monkeypatch.setattr(dataset_store, "load", lambda *a, **kw: calls.append(a) or real(*a, **kw))
     evaluate_json(trained, "--runs", "item-run,user-run")
     assert len(calls) == 1
 

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from aerec_cli import checkpoints, store, training
-from aerec_cli.config import TrainConfig
 from aerec_cli.errors import AerecError
+from aerec_cli.storage import dataset_store, run_store
+from aerec_cli.training import session
+from aerec_cli.training.config import TrainConfig
 
 from .helpers import assert_clean_error, ok, run_cli
 
@@ -24,7 +25,7 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     home = tmp_path_factory.mktemp("interrupt-home")
-    store.ingest("sample", home)
+    dataset_store.ingest("sample", home)
     return home
 
 
@@ -48,24 +49,24 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(home, kind):
         patience=8,
         pretrain_epochs=2,
     )
-    whole, _ = training.train_run(home, config, CPU, run=f"{kind}-whole")
+    whole, _ = session.train_run(home, config, CPU, run=f"{kind}-whole")
 
     on_epoch, stop = _stop_after(3)
     with pytest.raises(AerecError) as stopped:
-        training.train_run(home, config, CPU, run=f"{kind}-cut", on_epoch=on_epoch, stop=stop)
+        session.train_run(home, config, CPU, run=f"{kind}-cut", on_epoch=on_epoch, stop=stop)
     assert stopped.value.exit_code == 130
     assert f"aerec train --resume {kind}-cut" in stopped.value.message
-    cut = checkpoints.load_run(home, f"{kind}-cut")
+    cut = run_store.load_run(home, f"{kind}-cut")
     assert cut.metrics["status"] == "interrupted" and cut.metrics["epochs_run"] == 3
-    assert (cut.path / checkpoints.RESUME_TENSORS).is_file()
+    assert (cut.path / run_store.RESUME_TENSORS).is_file()
 
-    resumed, _ = training.resume_run(home, f"{kind}-cut", CPU)
+    resumed, _ = session.resume_run(home, f"{kind}-cut", CPU)
     assert resumed.metrics["status"] == "finished"
-    assert not (resumed.path / checkpoints.RESUME_TENSORS).exists()
+    assert not (resumed.path / run_store.RESUME_TENSORS).exists()
     assert abs(resumed.metrics["val_rmse"] - whole.metrics["val_rmse"]) < 1e-6
     assert resumed.metrics["epochs_run"] == whole.metrics["epochs_run"]
     with pytest.raises(AerecError, match="no state to resume"):
-        training.resume_run(home, f"{kind}-cut", CPU)
+        session.resume_run(home, f"{kind}-cut", CPU)
 
 
 def test_sigint_saves_a_resumable_run_and_resume_finishes_it(home):
@@ -102,30 +103,30 @@ def test_sigint_saves_a_resumable_run_and_resume_finishes_it(home):
     stdout, stderr = process.communicate()
     assert process.returncode == 130, stderr
     assert "aerec train --resume sig" in stderr and "Traceback" not in stderr
-    run = checkpoints.load_run(home, "sig")
+    run = run_store.load_run(home, "sig")
     assert run.metrics["status"] == "interrupted"
     ok(run_cli(home, "evaluate", "--run", "sig"))  # the best weights so far are usable
     # The run's own settings apply on resume (the --epochs given here is ignored).
     resumed = ok(run_cli(home, "train", "--resume", "sig", "--epochs", "1"))
     assert "run sig" in resumed.stdout
-    finished = checkpoints.load_run(home, "sig").metrics
+    finished = run_store.load_run(home, "sig").metrics
     assert finished["status"] == "finished" and finished["epochs_run"] == 500
 
 
 def test_divergence_keeps_the_last_good_weights(home, monkeypatch):
-    real_epoch = training.Trainer._epoch
+    real_epoch = session.Trainer._epoch
 
     def poisoned(self):
         loss, rmse = real_epoch(self)
         return (float("nan"), rmse) if self.epoch == 3 else (loss, rmse)
 
-    monkeypatch.setattr(training.Trainer, "_epoch", poisoned)
+    monkeypatch.setattr(session.Trainer, "_epoch", poisoned)
     result = run_cli(home, "train", "--hidden", "16", "--epochs", "10", "--run", "nan")
     assert_clean_error(result, "diverged at epoch 4")
     assert "lower --lr" in result.stderr and "saved in run nan" in result.stderr
-    run = checkpoints.load_run(home, "nan")
+    run = run_store.load_run(home, "nan")
     assert run.metrics["status"] == "diverged" and run.metrics["best_epoch"] <= 3
-    assert not (run.path / checkpoints.RESUME_TENSORS).exists()
+    assert not (run.path / run_store.RESUME_TENSORS).exists()
     weights = run.load_model(CPU).state_dict()
     assert all(torch.isfinite(w).all() for w in weights.values())
 
@@ -137,7 +138,7 @@ def test_divergence_in_the_first_epoch_saves_nothing(home):
 
 
 def test_second_trainer_of_the_same_run_is_refused(home):
-    with checkpoints.run_lock(home, "busy"):
+    with run_store.run_lock(home, "busy"):
         result = run_cli(home, "train", "--epochs", "1", "--run", "busy")
     assert_clean_error(result, "being trained by another aerec process")
     ok(run_cli(home, "train", "--epochs", "1", "--hidden", "8", "--run", "busy"))
@@ -150,13 +151,13 @@ def test_resume_of_a_finished_or_unknown_run_is_a_clear_error(home):
 
 
 def test_saved_state_round_trips_through_json_and_safetensors(home):
-    dataset = store.load(home, "sample")
+    dataset = dataset_store.load(home, "sample")
     config = TrainConfig(hidden=[8], epochs=2, patience=2)
-    trainer = training.Trainer(dataset.train, config, CPU, dataset.rating_scale)
+    trainer = session.Trainer(dataset.train, config, CPU, dataset.rating_scale)
     trainer.fit()
     tensors, info = trainer.state()
     json.dumps(info)  # plain values only
-    twin = training.Trainer(dataset.train, config, CPU, dataset.rating_scale)
+    twin = session.Trainer(dataset.train, config, CPU, dataset.rating_scale)
     twin.restore(tensors, info)
     for key, value in trainer.model.state_dict().items():
         assert torch.equal(value, twin.model.state_dict()[key])

@@ -11,10 +11,12 @@ import scipy.sparse as sp
 import torch
 from typer.testing import CliRunner
 
-from aerec_cli import diagnostics, store, training
-from aerec_cli.cli import app
-from aerec_cli.matrices import SparseRows, oriented
-from aerec_cli.models import MODEL_KINDS
+from aerec_cli.cli.commands import app
+from aerec_cli.evaluation import diagnostics
+from aerec_cli.models.autoencoders import MODEL_KINDS
+from aerec_cli.models.batches import SparseRows, oriented
+from aerec_cli.storage import dataset_store
+from aerec_cli.training import session
 
 # Small but real: the built-in sample (400 users x 300 items), a larger step size so that
 # a few dozen epochs suffice, and no early stop so kinds compare at equal epochs.
@@ -25,14 +27,14 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def sample_data(tmp_path_factory):
     home = tmp_path_factory.mktemp("kinds-home")
-    store.ingest("sample", home)
-    dataset = store.load(home)
+    dataset_store.ingest("sample", home)
+    dataset = dataset_store.load(home)
     return home, dataset
 
 
 def _fit(dataset, **overrides):
-    config = training.TrainConfig(**{**QUICK, **overrides})
-    return training.fit(dataset.train, config, CPU, dataset.rating_scale)
+    config = session.TrainConfig(**{**QUICK, **overrides})
+    return session.fit(dataset.train, config, CPU, dataset.rating_scale)
 
 
 def test_sparse_activation_near_target_and_below_unpenalised(sample_data):

@@ -12,7 +12,7 @@ import shutil
 import pytest
 from safetensors.torch import load_file
 
-from aerec_cli.config import TrainConfig
+from aerec_cli.training.config import TrainConfig
 from tests import fixtures
 from tests.helpers import ok, run_cli, stored_ratings
 

@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 import torch
 
-from aerec_cli import checkpoints, evaluation, serving
+from aerec_cli.evaluation import evaluator
+from aerec_cli.scoring import scorer
+from aerec_cli.storage import run_store
 from tests import fixtures
 from tests.helpers import assert_clean_error, ok, run_cli, stored_ratings
 
@@ -74,13 +76,13 @@ def item_index(home) -> dict[str, int]:
 
 def test_training_writes_the_serving_file(trained):
     for run in RUNS:
-        assert (trained / "runs" / run / serving.FILENAME).is_file()
+        assert (trained / "runs" / run / scorer.FILENAME).is_file()
 
 
 @pytest.mark.parametrize("run", RUNS)
 def test_numpy_scores_equal_the_torch_scorer(trained, run):
-    scorer = evaluation.load_for_scoring(trained, run, CPU).scorer
-    served = serving.open_run(trained, run)
+    scorer = evaluator.load_for_scoring(trained, run, CPU).scorer
+    served = scorer.open_run(trained, run)
     users = np.arange(served.n_users)
     expected = np.stack([scorer.user_scores(u) for u in users])
     np.testing.assert_allclose(served.block_scores(users), expected, atol=1e-4)
@@ -96,16 +98,16 @@ def test_numpy_scores_equal_the_torch_scorer(trained, run):
 
 def test_a_run_without_the_serving_file_gets_it_on_first_use(scratch):
     before = rec(scratch, "--user", "3", "--run", "item-run")
-    (scratch / "runs" / "item-run" / serving.FILENAME).unlink()
+    (scratch / "runs" / "item-run" / scorer.FILENAME).unlink()
     result = run_cli(scratch, "recommend", "--user", "3", "--run", "item-run", "--format", "json")
     ok(result)
     assert json.loads(result.stdout) == before
-    assert (scratch / "runs" / "item-run" / serving.FILENAME).is_file()
+    assert (scratch / "runs" / "item-run" / scorer.FILENAME).is_file()
 
 
 def test_a_damaged_serving_file_is_rebuilt(scratch):
     before = rec(scratch, "--user", "3")
-    (scratch / "runs" / "user-run" / serving.FILENAME).write_bytes(b"not safetensors")
+    (scratch / "runs" / "user-run" / scorer.FILENAME).write_bytes(b"not safetensors")
     assert rec(scratch, "--user", "3") == before
 
 
@@ -156,7 +158,7 @@ def test_include_rated_table_and_csv(trained):
 def test_explain_user_orientation_is_leave_one_out(trained, train_frame):
     result = rec(trained, "--user", "6", "--top", "4", "--run", "user-run", "--explain")
     assert result["explain_method"].startswith("leave-one-out")
-    model = checkpoints.load_run(trained, "user-run").load_model(CPU)
+    model = run_store.load_run(trained, "user-run").load_model(CPU)
     index = item_index(trained)
     own = rated_by(train_frame, "6")
     x = torch.zeros(1, 40)
@@ -188,7 +190,7 @@ def test_explain_item_orientation_is_code_similarity(trained, train_frame):
     assert result["explain_method"].startswith("item-code similarity")
     own = rated_by(train_frame, "6")
     mean = np.mean(list(own.values()))
-    served = serving.open_run(trained, "item-run")
+    served = scorer.open_run(trained, "item-run")
     unit = served.unit_codes()
     index = item_index(trained)
     for entry in result["items"]:
@@ -207,7 +209,7 @@ def test_explain_item_orientation_is_code_similarity(trained, train_frame):
 
 def test_item_codes_are_the_encoder_codes_of_item_rows(trained):
     """The similarity above rests on these: torch's encoder on each item's training ratings."""
-    model = checkpoints.load_run(trained, "item-run").load_model(CPU)
+    model = run_store.load_run(trained, "item-run").load_model(CPU)
     train = stored_ratings(trained / "datasets" / "ml1m")[0]
     users, items = item_index_users(trained), item_index(trained)
     x = torch.zeros(40, 30)
@@ -215,7 +217,7 @@ def test_item_codes_are_the_encoder_codes_of_item_rows(trained):
         x[items[row.item], users[row.user]] = row.rating
     with torch.no_grad():
         codes = model.encode(x).numpy()
-    np.testing.assert_allclose(serving.open_run(trained, "item-run").item_codes(), codes, atol=1e-5)
+    np.testing.assert_allclose(scorer.open_run(trained, "item-run").item_codes(), codes, atol=1e-5)
 
 
 def item_index_users(home) -> dict[str, int]:
@@ -272,7 +274,7 @@ def test_new_user_scores_follow_their_ratings(trained, run):
 
 def test_item_orientation_fold_in_is_the_ridge_fit(trained, train_frame):
     """The new user's output unit: ridge regression of their ratings on the items' H rows."""
-    served = serving.open_run(trained, "item-run")
+    served = scorer.open_run(trained, "item-run")
     own = rated_by(train_frame, "11")
     index = item_index(trained)
     cols = np.array([index[i] for i in own])
@@ -280,7 +282,7 @@ def test_item_orientation_fold_in_is_the_ridge_fit(trained, train_frame):
     hidden = served.arrays["item_hidden"].astype(np.float64)
     weights, biases = [a[served.user_seen] for a in served.output_layer]
     val_rmse = served.run.metrics["val_rmse"]
-    weight, bias = serving.fold_in(hidden[cols], stars, weights, biases, val_rmse)
+    weight, bias = scorer.fold_in(hidden[cols], stars, weights, biases, val_rmse)
     # The fitted unit explains the ratings better than the prior (the mean trained unit).
     prior = hidden[cols] @ weights.mean(0) + biases.mean()
     fitted = hidden[cols] @ weight + bias
@@ -459,7 +461,7 @@ def test_embed_writes_item_codes(trained, tmp_path, extension):
     assert list(frame.columns) == ["item", "title"] + [f"code_{k}" for k in range(8)]
     assert frame["item"].tolist() == list(item_index(trained))
     assert fixtures.LATIN1_TITLE in frame["title"].tolist()
-    codes = serving.open_run(trained, "item-run").item_codes()
+    codes = scorer.open_run(trained, "item-run").item_codes()
     np.testing.assert_allclose(frame.iloc[:, 2:].to_numpy(float), codes, atol=1e-6)
 
 
@@ -467,7 +469,7 @@ def test_embed_user_run_uses_output_weights(trained, tmp_path):
     path = tmp_path / "codes.csv"
     ok(run_cli(trained, "embed", "--run", "user-run", "-o", path))
     frame = pd.read_csv(path)
-    model = checkpoints.load_run(trained, "user-run").load_model(CPU)
+    model = run_store.load_run(trained, "user-run").load_model(CPU)
     np.testing.assert_allclose(
         frame.iloc[:, 2:].to_numpy(float), model.output.weight.detach().numpy(), atol=1e-6
     )
@@ -617,7 +619,7 @@ def test_new_commands_after_a_re_ingest(scratch, sources):
 
 @pytest.mark.parametrize("scipy_above", [0, 10**9])
 def test_sparse_product_with_scipy_and_numpy(monkeypatch, scipy_above):
-    """serving.sparse_dot: scipy for many entries, numpy chunks for few; same numbers, also
+    """scorer.sparse_dot: scipy for many entries, numpy chunks for few; same numbers, also
     for a slice of rows (indptr not starting at 0) and empty rows."""
     rng = np.random.default_rng(0)
     dense = (rng.random((50, 30)) * (rng.random((50, 30)) < 0.2)).astype(np.float32)
@@ -625,10 +627,10 @@ def test_sparse_product_with_scipy_and_numpy(monkeypatch, scipy_above):
     rows, cols = np.nonzero(dense)
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=50))])
     table = rng.random((30, 5)).astype(np.float32)
-    monkeypatch.setattr(serving, "SCIPY_ABOVE", scipy_above)
-    monkeypatch.setattr(serving, "CHUNK_ENTRIES", 7)
-    whole = serving.sparse_dot(indptr, cols, dense[rows, cols], table)
+    monkeypatch.setattr(scorer, "SCIPY_ABOVE", scipy_above)
+    monkeypatch.setattr(scorer, "CHUNK_ENTRIES", 7)
+    whole = scorer.sparse_dot(indptr, cols, dense[rows, cols], table)
     np.testing.assert_allclose(whole, dense @ table, rtol=1e-5, atol=1e-6)
     lo = indptr[10]
-    part = serving.sparse_dot(indptr[10:22], cols[lo:], dense[rows, cols][lo:], table)
+    part = scorer.sparse_dot(indptr[10:22], cols[lo:], dense[rows, cols][lo:], table)
     np.testing.assert_allclose(part, dense[10:21] @ table, rtol=1e-5, atol=1e-6)

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from aerec_cli import checkpoints, fileio, store
 from aerec_cli.errors import AerecError
+from aerec_cli.storage import atomic, dataset_store, run_store
 from tests import fixtures
 from tests.helpers import assert_clean_error, ok, run_cli
 from tests.versioned_folders import read_version, write_version
@@ -67,7 +67,7 @@ def leftovers(parent: Path, name: str) -> list[str]:
 def test_replacing_a_folder_swaps_it_atomically(tmp_path):
     final = tmp_path / "thing"
     for version in (1, 2, 3):
-        with fileio.staged_folder(final, replace=True) as folder:
+        with atomic.staged_folder(final, replace=True) as folder:
             write_version(folder, version)
         assert read_version(final) == version
     assert leftovers(tmp_path, "thing") == []
@@ -78,15 +78,15 @@ def test_linux_exchanges_the_two_names_in_one_step(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     (tmp_path / "a" / "from-a").touch()
-    assert fileio.exchange(tmp_path / "a", tmp_path / "b")
+    assert atomic.exchange(tmp_path / "a", tmp_path / "b")
     assert os.listdir(tmp_path / "b") == ["from-a"] and os.listdir(tmp_path / "a") == []
 
 
 def test_a_failed_build_leaves_the_old_folder(tmp_path):
     final = tmp_path / "thing"
-    with fileio.staged_folder(final) as folder:
+    with atomic.staged_folder(final) as folder:
         write_version(folder, 1)
-    with pytest.raises(RuntimeError), fileio.staged_folder(final, replace=True) as folder:
+    with pytest.raises(RuntimeError), atomic.staged_folder(final, replace=True) as folder:
         write_version(folder, 2)
         raise RuntimeError("disk full")
     assert read_version(final) == 1
@@ -97,9 +97,9 @@ def test_without_exchange_a_crash_between_the_renames_is_recovered(tmp_path, mon
     """Where names cannot be exchanged, the old folder is renamed aside first; a crash before
     the new one is renamed in leaves no folder, and readers put the old one back."""
     final = tmp_path / "thing"
-    with fileio.staged_folder(final) as folder:
+    with atomic.staged_folder(final) as folder:
         write_version(folder, 1)
-    monkeypatch.setattr(fileio, "exchange", lambda a, b: False)
+    monkeypatch.setattr(atomic, "exchange", lambda a, b: False)
     real_replace = os.replace
 
     def crash_on_the_second_rename(src, dst):
@@ -107,14 +107,14 @@ def test_without_exchange_a_crash_between_the_renames_is_recovered(tmp_path, mon
             raise KeyboardInterrupt  # as if killed here
         real_replace(src, dst)
 
-    monkeypatch.setattr(fileio.os, "replace", crash_on_the_second_rename)
-    with pytest.raises(KeyboardInterrupt), fileio.staged_folder(final, replace=True) as folder:
+    monkeypatch.setattr(atomic.os, "replace", crash_on_the_second_rename)
+    with pytest.raises(KeyboardInterrupt), atomic.staged_folder(final, replace=True) as folder:
         write_version(folder, 2)
-    monkeypatch.setattr(fileio.os, "replace", real_replace)
+    monkeypatch.setattr(atomic.os, "replace", real_replace)
     assert not final.exists()  # the window: no folder under the final name
-    fileio.recover_folders(tmp_path)
+    atomic.recover_folders(tmp_path)
     assert read_version(final) == 1
-    with fileio.staged_folder(final, replace=True) as folder:  # the fallback works too
+    with atomic.staged_folder(final, replace=True) as folder:  # the fallback works too
         write_version(folder, 3)
     assert read_version(final) == 3
 
@@ -122,27 +122,27 @@ def test_without_exchange_a_crash_between_the_renames_is_recovered(tmp_path, mon
 WRITER = """
     import sys
     from pathlib import Path
-    from aerec_cli import fileio
+    from aerec_cli.storage import atomic
     from tests.versioned_folders import read_version, write_version
     final, mode = Path(sys.argv[1]), sys.argv[2]
     if mode == "fallback":
-        fileio.exchange = lambda a, b: False
+        atomic.exchange = lambda a, b: False
     version = read_version(final)
     print("ready", flush=True)
     while True:
         version += 1
-        with fileio.staged_folder(final, replace=True) as folder:
+        with atomic.staged_folder(final, replace=True) as folder:
             write_version(folder, version, size=1 << 21)
-            fileio.fsync_dir(folder)
+            atomic.fsync_dir(folder)
 """
 
 
 @pytest.mark.parametrize("mode", ["exchange", "fallback"])
 def test_kill_9_while_replacing_a_folder_in_a_loop(tmp_path, mode):
-    if mode == "exchange" and not fileio.exchange(tmp_path, tmp_path):
+    if mode == "exchange" and not atomic.exchange(tmp_path, tmp_path):
         pytest.skip("this system cannot exchange names")
     final = tmp_path / "thing"
-    with fileio.staged_folder(final) as folder:
+    with atomic.staged_folder(final) as folder:
         write_version(folder, 1)
     rng = random.Random(7)
     seen = set()
@@ -151,7 +151,7 @@ def test_kill_9_while_replacing_a_folder_in_a_loop(tmp_path, mode):
         kill_after(child, rng.uniform(0.0, 0.25))
         if mode == "exchange":
             assert final.is_dir()  # never a moment without it
-        fileio.recover_folders(tmp_path)  # what every reader does first
+        atomic.recover_folders(tmp_path)  # what every reader does first
         seen.add(read_version(final))  # whole: both files of one version
     assert len(seen) > 1  # the children did replace it
 
@@ -159,8 +159,8 @@ def test_kill_9_while_replacing_a_folder_in_a_loop(tmp_path, mode):
 GAP_WRITER = """
     import os, sys, time
     from pathlib import Path
-    from aerec_cli import fileio
-    fileio.exchange = lambda a, b: False  # a system without renameat2
+    from aerec_cli.storage import atomic
+    atomic.exchange = lambda a, b: False  # a system without renameat2
     real_replace = os.replace
 
     def slow_replace(src, dst):
@@ -169,36 +169,36 @@ GAP_WRITER = """
             print("ready", flush=True)  # the old folder is aside, the new one not yet in
             time.sleep(60)
 
-    fileio.os.replace = slow_replace
-    from aerec_cli import store
-    store.ingest(sys.argv[1], Path(sys.argv[2]), name="d", force=True)
+    atomic.os.replace = slow_replace
+    from aerec_cli.storage import dataset_store
+    dataset_store.ingest(sys.argv[1], Path(sys.argv[2]), name="d", force=True)
 """
 
 
 def test_kill_9_between_the_renames_of_a_dataset_replacement(tmp_path, sources):
     home = tmp_path / "home"
-    first, _ = store.ingest(str(sources.ml1m.path), home, name="d")
+    first, _ = dataset_store.ingest(str(sources.ml1m.path), home, name="d")
     child = start_child(GAP_WRITER, sources.ml100k.path, home)
     kill_after(child, 0.05)
     assert not (home / "datasets" / "d").exists()  # killed in the window
-    again = store.load(home, "d")  # recovered by the reader
+    again = dataset_store.load(home, "d")  # recovered by the reader
     assert again.meta == first.meta and again.train.nnz == first.train.nnz
     ok(run_cli(home, "-q", "ingest", sources.ml1m.path, "--name", "d", "--force"))
     assert leftovers(home / "datasets", "d") == []
 
 
-# --- datasets: store.ingest --force killed at random moments -----------------------------
+# --- datasets: dataset_store.ingest --force killed at random moments -----------------------------
 
 
 INGESTER = """
     import sys
     from pathlib import Path
-    from aerec_cli import store
+    from aerec_cli.storage import dataset_store
     home, sources = Path(sys.argv[1]), sys.argv[2:]
     print("ready", flush=True)
     k = 0
     while True:
-        store.ingest(sources[k % len(sources)], home, name="d", force=True)
+        dataset_store.ingest(sources[k % len(sources)], home, name="d", force=True)
         k += 1
 """
 
@@ -211,15 +211,15 @@ def test_kill_9_during_dataset_replacement_keeps_a_whole_version(tmp_path, sourc
     versions = {}
     every = (sources.ml1m.path, other.path, tmp_path / "small" / "ratings.csv")
     for source in every:
-        dataset, _ = store.ingest(str(source), tmp_path / "probe", name="p", force=True)
+        dataset, _ = dataset_store.ingest(str(source), tmp_path / "probe", name="p", force=True)
         versions[dataset.meta["source_sha256"]] = (dataset.train.nnz, dataset.test.nnz)
-    store.ingest(str(sources.ml1m.path), home, name="d")
+    dataset_store.ingest(str(sources.ml1m.path), home, name="d")
     rng = random.Random(11)
     for _ in range(5):
         child = start_child(INGESTER, home, *every)
         kill_after(child, rng.uniform(0.05, 0.6))
         assert (home / "datasets" / "d").is_dir()
-        dataset = store.load(home, "d")
+        dataset = dataset_store.load(home, "d")
         # One whole version: its matrices are the ones its meta.json describes.
         assert versions[dataset.meta["source_sha256"]] == (dataset.train.nnz, dataset.test.nnz)
         assert dataset.meta["ratings"] == dataset.train.nnz + dataset.test.nnz
@@ -228,17 +228,17 @@ def test_kill_9_during_dataset_replacement_keeps_a_whole_version(tmp_path, sourc
     assert leftovers(home / "datasets", "d") == []
 
 
-# --- runs: checkpoints.save_run killed at random moments ---------------------------------
+# --- runs: run_store.save_run killed at random moments ---------------------------------
 
 
 SAVER = """
     import sys
     from pathlib import Path
     import torch
-    from aerec_cli import checkpoints
+    from aerec_cli.storage import run_store
     torch.set_num_threads(1)
     home = Path(sys.argv[1])
-    run = checkpoints.load_run(home, "r")
+    run = run_store.load_run(home, "r")
     model = run.load_model(torch.device("cpu"))
     version = run.metrics["version"]
     config = {k: v for k, v in run.config.items() if k not in ("model", "created", "sha256")}
@@ -249,14 +249,14 @@ SAVER = """
             for value in model.state_dict().values():
                 value += 1.0
         metrics = {**run.metrics, "version": version}
-        checkpoints.save_run(home, "r", model, config, [], metrics, replace=True)
+        run_store.save_run(home, "r", model, config, [], metrics, replace=True)
 """
 
 
 def test_kill_9_during_checkpoint_replacement_keeps_a_whole_version(tmp_path, ingested_home):
     home = ingested_home
     ok(run_cli(home, "-q", "train", "--epochs", "2", "--hidden", "64", "--run", "r"))
-    run = checkpoints.load_run(home, "r")
+    run = run_store.load_run(home, "r")
     run.update_metrics(version=0)
     start = run.load_model(CPU).state_dict()
     rng = random.Random(3)
@@ -265,7 +265,7 @@ def test_kill_9_during_checkpoint_replacement_keeps_a_whole_version(tmp_path, in
         child = start_child(SAVER, home)
         kill_after(child, rng.uniform(0.05, 0.4))
         assert (home / "runs" / "r").is_dir()
-        run = checkpoints.load_run(home, "r")
+        run = run_store.load_run(home, "r")
         weights = run.load_model(CPU).state_dict()  # checked against its checksum too
         version = run.metrics["version"]
         versions.add(version)
@@ -281,22 +281,22 @@ def test_kill_9_during_checkpoint_replacement_keeps_a_whole_version(tmp_path, in
 SLOW_INGEST = """
     import sys, time
     from pathlib import Path
-    from aerec_cli import store
-    real_read = store._read
+    from aerec_cli.storage import dataset_store
+    real_read = dataset_store._read
 
     def slow_read(*args, **kwargs):
         print("ready", flush=True)
         time.sleep(60)
         return real_read(*args, **kwargs)
 
-    store._read = slow_read
-    store.ingest(sys.argv[1], Path(sys.argv[2]), name="d", force=True)
+    dataset_store._read = slow_read
+    dataset_store.ingest(sys.argv[1], Path(sys.argv[2]), name="d", force=True)
 """
 
 
 def test_a_second_ingest_of_the_same_name_is_refused(tmp_path, sources):
     home = tmp_path / "home"
-    store.ingest(str(sources.ml1m.path), home, name="d")
+    dataset_store.ingest(str(sources.ml1m.path), home, name="d")
     before = (home / "datasets" / "d" / "meta.json").read_bytes()
     child = start_child(SLOW_INGEST, sources.ml100k.path, home)
     try:
@@ -305,7 +305,7 @@ def test_a_second_ingest_of_the_same_name_is_refused(tmp_path, sources):
             assert_clean_error(result, "dataset d is being ingested by another aerec process")
         ok(run_cli(home, "-q", "ingest", sources.ml1m_zip, "--name", "other"))  # others go on
         with pytest.raises(AerecError, match="being ingested"):
-            store.ingest(str(sources.ml1m.path), home, name="d", force=True)
+            dataset_store.ingest(str(sources.ml1m.path), home, name="d", force=True)
     finally:
         kill_after(child, 0)
     assert (home / "datasets" / "d" / "meta.json").read_bytes() == before

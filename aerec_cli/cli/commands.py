@@ -21,8 +21,8 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from aerec_cli import __version__
-from aerec_cli.config import TrainConfig
 from aerec_cli.errors import AerecError
+from aerec_cli.training.config import TrainConfig
 
 D = TrainConfig()  # the defaults shown in `aerec train --help`
 
@@ -79,7 +79,7 @@ class Settings:
     quiet: bool
 
     def torch_device(self):
-        from aerec_cli.device import configure_threads, select_device
+        from aerec_cli.training.device import configure_threads, select_device
 
         configure_threads(self.threads)
         return select_device(self.device)
@@ -121,7 +121,7 @@ def root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ):
-    from aerec_cli.paths import default_home
+    from aerec_cli.storage.paths import default_home
 
     if threads is not None and threads < 1:
         raise AerecError(f"--threads must be at least 1, not {threads}")
@@ -208,11 +208,11 @@ def ingest(
     output: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
 ):
     """Read MovieLens ratings, split them, and store sparse matrices and id maps."""
-    from aerec_cli import store
+    from aerec_cli.storage import dataset_store
 
     settings: Settings = ctx.obj
     settings.note(f"reading {source} ...")
-    dataset, warnings = store.ingest(
+    dataset, warnings = dataset_store.ingest(
         source,
         settings.home,
         name,
@@ -281,9 +281,9 @@ def datasets(
     output: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
 ):
     """List the stored datasets (the last one is the default)."""
-    from aerec_cli import store
+    from aerec_cli.storage import dataset_store
 
-    metas = store.list_datasets(ctx.obj.home)
+    metas = dataset_store.list_datasets(ctx.obj.home)
     if output is OutputFormat.json:
         _print_json(metas)
         return
@@ -316,11 +316,11 @@ def users(
     """List user ids of a dataset with their training rating counts."""
     import numpy as np
 
-    from aerec_cli import store
+    from aerec_cli.storage import dataset_store
 
     if limit < 0:
         raise AerecError(f"--limit must be 0 or more, not {limit}")
-    dataset = store.load(ctx.obj.home, data)
+    dataset = dataset_store.load(ctx.obj.home, data)
     counts = np.diff(dataset.train.indptr)
     shown = len(dataset.user_ids) if limit == 0 else min(limit, len(dataset.user_ids))
     rows = [[dataset.user_ids[i], int(counts[i])] for i in range(shown)]
@@ -452,8 +452,8 @@ def train(
     ),
 ):
     """Train an autoencoder on a dataset's train split and save the run."""
-    from aerec_cli import distributed, training
-    from aerec_cli.progress import EpochProgress
+    from aerec_cli.cli.progress import EpochProgress
+    from aerec_cli.training import distributed, session
 
     settings: Settings = ctx.obj
     config = TrainConfig(
@@ -488,13 +488,13 @@ def train(
         progress = EpochProgress(
             err, config.epochs, config.pretrain_epochs, speaks, settings.verbose
         )
-        with progress, training.stop_on_signals() as stop:
+        with progress, session.stop_on_signals() as stop:
             if resume:
-                saved, result = training.resume_run(
+                saved, result = session.resume_run(
                     settings.home, resume, device, progress.update, world, stop
                 )
             else:
-                saved, result = training.train_run(
+                saved, result = session.train_run(
                     settings.home, config, device, data, run, progress.update, world, stop
                 )
     finally:
@@ -529,7 +529,7 @@ def runs(
 
     With --compare, evaluate them and show RMSE, MAE and ranking metrics side by side.
     """
-    from aerec_cli import checkpoints
+    from aerec_cli.storage import run_store
 
     if not compare and (names is not None or k is not None or relevant is not None):
         raise AerecError("--runs, --k and --relevant go with --compare: aerec runs --compare ...")
@@ -537,7 +537,7 @@ def runs(
         chosen = _parse_names(names) if names is not None else None
         _compare_runs(ctx.obj, chosen, k or "10", relevant, output)
         return
-    found = checkpoints.list_runs(ctx.obj.home)
+    found = run_store.list_runs(ctx.obj.home)
     records = [
         {
             "run": r.name,
@@ -708,12 +708,13 @@ def _compare_runs(
     output: OutputFormat,
 ) -> None:
     """Evaluate several runs (all when ``names`` is None) and print them side by side."""
-    from aerec_cli import checkpoints, evaluation
+    from aerec_cli.evaluation import evaluator
+    from aerec_cli.storage import run_store
 
     ks = _parse_ks(k_text)
     every = names is None
     if every:
-        names = [r.name for r in checkpoints.list_runs(settings.home)]
+        names = [r.name for r in run_store.list_runs(settings.home)]
         if not names:
             if output is OutputFormat.json:
                 _print_json([])
@@ -721,7 +722,7 @@ def _compare_runs(
                 settings.note(f"no runs in {settings.home}; train one: aerec train")
             return
     device = settings.torch_device()
-    reports, problems = evaluation.evaluate_runs(
+    reports, problems = evaluator.evaluate_runs(
         settings.home,
         names,
         device,
@@ -754,7 +755,7 @@ def evaluate(
     output: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
 ):
     """RMSE/MAE and top-k ranking metrics on the test split, next to baselines."""
-    from aerec_cli import evaluation
+    from aerec_cli.evaluation import evaluator
 
     ks = _parse_ks(k)
     if names is not None:
@@ -762,7 +763,7 @@ def evaluate(
             raise AerecError("use --run NAME for one run or --runs A,B,C for several, not both")
         _compare_runs(ctx.obj, _parse_names(names), k, relevant, output)
         return
-    report = evaluation.evaluate_run(ctx.obj.home, run, ctx.obj.torch_device(), ks, relevant)
+    report = evaluator.evaluate_run(ctx.obj.home, run, ctx.obj.torch_device(), ks, relevant)
     if output is OutputFormat.json:
         _print_json(report)
     else:
@@ -781,9 +782,9 @@ def plot(
 
     Needs matplotlib: pip install 'aerec\\[plot]'.
     """
-    from aerec_cli import plotting
+    from aerec_cli.evaluation import plots
 
-    result = plotting.plot_runs(ctx.obj.home, names or [], output)
+    result = plots.plot_runs(ctx.obj.home, names or [], output)
     out.print(f"wrote {result['path']} ({', '.join(result['runs'])})")
 
 
@@ -873,7 +874,8 @@ def recommend(
     output: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json or csv."),
 ):
     """Top-N items for a user, a new user's ratings, or every user, with predicted stars."""
-    from aerec_cli import exports, recommendation
+    from aerec_cli.scoring import recommendations
+    from aerec_cli.storage import exports
 
     settings: Settings = ctx.obj
     if top < 1:
@@ -904,11 +906,11 @@ def recommend(
         _recommend_all(settings, output_file, top, run, include_rated)
         return
     if new_user:
-        pairs = recommendation.read_ratings_file(ratings_file) if ratings_file else []
+        pairs = recommendations.read_ratings_file(ratings_file) if ratings_file else []
         if ratings_file and not pairs:
             _warn(f"ratings file {ratings_file} holds no ratings")
-        pairs += [recommendation.parse_rate(text) for text in rate or []]
-        result, warnings = recommendation.recommend_for_new_user(
+        pairs += [recommendations.parse_rate(text) for text in rate or []]
+        result, warnings = recommendations.recommend_for_new_user(
             pairs, settings.home, top, run, include_rated, explain, settings.note
         )
         for warning in warnings:
@@ -918,7 +920,7 @@ def recommend(
         else:
             who = f"a new user with {result['ratings_used']} ratings"
     else:
-        result = recommendation.recommend_for_user(
+        result = recommendations.recommend_for_user(
             user, settings.home, None, top, run, include_rated, explain, settings.note
         )
         who = f"user {result['user']}"
@@ -963,7 +965,8 @@ def recommend(
 def _recommend_all(settings: Settings, path: Path, top: int, run, include_rated: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from aerec_cli import exports, recommendation
+    from aerec_cli.scoring import recommendations
+    from aerec_cli.storage import exports
 
     progress = Progress(
         "users", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -975,7 +978,7 @@ def _recommend_all(settings: Settings, path: Path, top: int, run, include_rated:
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        served, columns = recommendation.recommend_all_users(
+        served, columns = recommendations.recommend_all_users(
             settings.home, top, run, include_rated, advance, settings.note
         )
     n_rows = exports.write_columns(path, columns)
@@ -998,10 +1001,10 @@ def similar(
     Item-oriented runs compare the encoder codes of the items' rating vectors; user-oriented
     runs compare the items' rows of the output layer.
     """
-    from aerec_cli import recommendation
+    from aerec_cli.scoring import recommendations
 
     _check_device(ctx.obj)
-    result = recommendation.similar_items(item, ctx.obj.home, top, run, ctx.obj.note)
+    result = recommendations.similar_items(item, ctx.obj.home, top, run, ctx.obj.note)
     if output is ListFormat.json:
         _print_json(result)
     elif output is ListFormat.csv:
@@ -1031,11 +1034,12 @@ def embed(
     Item-oriented runs: the encoder code of each item's rating vector. User-oriented runs: each
     item's row of the output layer.
     """
-    from aerec_cli import exports, recommendation
+    from aerec_cli.scoring import recommendations
+    from aerec_cli.storage import exports
 
     exports.file_format(output_file)
     _check_device(ctx.obj)
-    served, columns = recommendation.item_embeddings(ctx.obj.home, run, ctx.obj.note)
+    served, columns = recommendations.item_embeddings(ctx.obj.home, run, ctx.obj.note)
     n_rows = exports.write_columns(output_file, columns)
     ctx.obj.note(
         f"wrote {n_rows:,} items x {len(columns) - 2} dims ({served.item_code_name}, run "
@@ -1063,10 +1067,10 @@ def outliers(
     The whole train split is fed through the model; each row's score is the RMSE of its
     reconstructed training ratings (clipped to the rating scale).
     """
-    from aerec_cli import recommendation
+    from aerec_cli.scoring import recommendations
 
     _check_device(ctx.obj)
-    result = recommendation.outliers(ctx.obj.home, top, by, run, min_ratings, ctx.obj.note)
+    result = recommendations.outliers(ctx.obj.home, top, by, run, min_ratings, ctx.obj.note)
     key = result["by"]
     fields = [key] + (["title"] if key == "item" else []) + ["ratings", "mean_rating", "rmse"]
     if output is ListFormat.json:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aerec_cli.errors import AerecError
-from aerec_cli.matrices import SparseBatch
+from aerec_cli.models.batches import SparseBatch
 
 # A batch whose share of observed entries is above 1/DENSE_BELOW is computed densely: for such
 # batches a matrix product is faster than per-rating gathers, and the result is the same.

@@ -8,8 +8,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from aerec_cli import fileio
 from aerec_cli.errors import AerecError
+from aerec_cli.storage import atomic
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 # (algorithm, digest) as published by GroupLens (.md5 files) or recorded by TFDS (sha256).
@@ -46,7 +46,7 @@ def fetch(name: str, cache: Path, timeout: float = 30.0) -> Path:
     try:
         with (
             urllib.request.urlopen(url, timeout=timeout) as response,
-            fileio.atomic_open(target) as out,
+            atomic.atomic_open(target) as out,
         ):
             while chunk := response.read(1 << 20):
                 out.write(chunk)

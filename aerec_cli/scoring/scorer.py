@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from aerec_cli import checkpoints, fileio
 from aerec_cli.errors import AerecError
+from aerec_cli.storage import atomic, run_store
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
-    from aerec_cli.models import RatingAutoencoder
+    from aerec_cli.models.autoencoders import RatingAutoencoder
 
 FILENAME = "serving.safetensors"
 FORMAT = "1"
@@ -167,7 +167,7 @@ def build(
     model: RatingAutoencoder, train: sp.csr_matrix, orientation: str
 ) -> dict[str, np.ndarray]:
     """Everything :class:`Served` reads, from a trained model and its train split."""
-    from aerec_cli.baselines import BiasBaseline
+    from aerec_cli.models.baselines import BiasBaseline
 
     net = Network.from_model(model)
     train = train.tocsr().astype(np.float32)
@@ -227,7 +227,7 @@ def save(
     # to the header leaves it unchanged): a damaged file is rebuilt rather than trusted.
     blob = to_bytes(arrays, metadata=metadata)
     metadata["data_sha256"] = hashlib.sha256(_data_section(blob)).hexdigest()
-    fileio.write_bytes(target, to_bytes(arrays, metadata=metadata))
+    atomic.write_bytes(target, to_bytes(arrays, metadata=metadata))
     return target
 
 
@@ -291,7 +291,7 @@ class ItemInfo:
 class Served:
     """A run ready to score with numpy: its serving arrays and its dataset's id maps."""
 
-    run: checkpoints.Run
+    run: run_store.Run
     dataset: str
     dataset_path: Path
     meta: dict
@@ -553,7 +553,7 @@ def fold_in(
 
 
 def _read_csv(path: Path) -> list[list[str]]:
-    """Rows of a dataset CSV written by store.ingest, header dropped (no pandas)."""
+    """Rows of a dataset CSV written by dataset_store.ingest, header dropped (no pandas)."""
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle))
@@ -573,7 +573,7 @@ def open_run(home: Path, run_name: str | None = None, note=None) -> Served:
     The same checks as evaluation.load_for_scoring, without torch or pandas. Builds the serving
     file first where it is missing or stale (``note`` is told, as this loads torch).
     """
-    run = checkpoints.load_run(home, run_name)
+    run = run_store.load_run(home, run_name)
     folder = home / "datasets" / run.dataset
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
@@ -596,7 +596,7 @@ def open_run(home: Path, run_name: str | None = None, note=None) -> Served:
         )
     # The weights are the run's source of truth: damage there is an error, even though
     # scoring reads the serving file.
-    run.read_checked(checkpoints.WEIGHTS)
+    run.read_checked(run_store.WEIGHTS)
     path = run.path / FILENAME
     arrays = _open_arrays(path, meta_hash)
     if arrays is None:
@@ -629,12 +629,12 @@ def _open_arrays(path: Path, meta_hash: str) -> Arrays | None:
     return arrays
 
 
-def _rebuild(home: Path, run: checkpoints.Run, meta_hash: str, path: Path) -> Arrays:
+def _rebuild(home: Path, run: run_store.Run, meta_hash: str, path: Path) -> Arrays:
     import torch
 
-    from aerec_cli import store
+    from aerec_cli.storage import dataset_store
 
-    dataset = store.load(home, run.dataset)
+    dataset = dataset_store.load(home, run.dataset)
     model = run.load_model(torch.device("cpu"))
     expected = dataset.train.shape[1 if run.config["orientation"] == "user" else 0]
     if model.n_inputs != expected:

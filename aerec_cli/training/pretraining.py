@@ -22,8 +22,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from aerec_cli.matrices import SparseBatch, SparseRows, row_batches
-from aerec_cli.models import RatingAutoencoder
+from aerec_cli.models.autoencoders import RatingAutoencoder
+from aerec_cli.models.batches import SparseBatch, SparseRows, row_batches
 
 
 def pretrain(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from aerec_cli.formats import RatingsTable
+from aerec_cli.data.readers import RatingsTable
 
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Thriller", "Animation"]
 N_USERS, N_ITEMS, N_FACTORS, MEAN_RATED = 400, 300, 6, 45

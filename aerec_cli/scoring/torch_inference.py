@@ -11,9 +11,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from aerec_cli.baselines import BiasBaseline
-from aerec_cli.matrices import SparseRows, oriented
-from aerec_cli.models import RatingAutoencoder
+from aerec_cli.models.autoencoders import RatingAutoencoder
+from aerec_cli.models.baselines import BiasBaseline
+from aerec_cli.models.batches import SparseRows, oriented
 
 
 @torch.no_grad()

@@ -19,10 +19,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from aerec_cli import checkpoints, store
-from aerec_cli.baselines import BiasBaseline, GlobalMean
 from aerec_cli.errors import AerecError
-from aerec_cli.inference import Scorer
+from aerec_cli.models.baselines import BiasBaseline, GlobalMean
+from aerec_cli.scoring.torch_inference import Scorer
+from aerec_cli.storage import dataset_store, run_store
 
 DEFAULT_KS = (10,)
 DEFAULT_RELEVANT = 4.0
@@ -184,7 +184,7 @@ def check_ks(ks: Sequence[int]) -> list[int]:
     return ks
 
 
-def check_relevant(relevant: float | None, dataset: store.Dataset) -> float:
+def check_relevant(relevant: float | None, dataset: dataset_store.Dataset) -> float:
     """The relevance threshold; by default 4 stars (the top star if the scale ends below 4)."""
     low, high = dataset.rating_scale
     if relevant is None:
@@ -204,8 +204,8 @@ def check_relevant(relevant: float | None, dataset: store.Dataset) -> float:
 class Loaded:
     """A run with its dataset and a scorer ready: what evaluate and recommend both need."""
 
-    run: checkpoints.Run
-    dataset: store.Dataset
+    run: run_store.Run
+    dataset: dataset_store.Dataset
     scorer: Scorer
 
 
@@ -213,12 +213,12 @@ def load_for_scoring(
     home: Path,
     run_name: str | None,
     device: torch.device,
-    dataset: store.Dataset | None = None,
+    dataset: dataset_store.Dataset | None = None,
 ) -> Loaded:
     """Load a run, its dataset (or reuse ``dataset`` when it is the run's) and a scorer."""
-    run = checkpoints.load_run(home, run_name)
+    run = run_store.load_run(home, run_name)
     if dataset is None or dataset.name != run.dataset:
-        dataset = store.load(home, run.dataset)
+        dataset = dataset_store.load(home, run.dataset)
     if run.config.get("dataset_meta_sha256") != dataset.meta_hash:
         raise AerecError(
             f"dataset {dataset.name} was re-ingested after run {run.name} was trained on it; "
@@ -236,7 +236,7 @@ def load_for_scoring(
 class _Reference:
     """What every run on one dataset is compared with: computed once per dataset."""
 
-    dataset: store.Dataset
+    dataset: dataset_store.Dataset
     relevant: float
     ks: list[int]
     rating: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -244,7 +244,9 @@ class _Reference:
     ranking: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, dataset: store.Dataset, relevant: float | None, ks: list[int]) -> _Reference:
+    def build(
+        cls, dataset: dataset_store.Dataset, relevant: float | None, ks: list[int]
+    ) -> _Reference:
         relevant = check_relevant(relevant, dataset)
         test = dataset.test.tocoo()
         if test.nnz == 0:
@@ -338,7 +340,7 @@ def evaluate_runs(
     Returns (reports in the given order, problems).
     """
     ks = check_ks(ks)
-    runs = [checkpoints.load_run(home, name) for name in dict.fromkeys(run_names)]
+    runs = [run_store.load_run(home, name) for name in dict.fromkeys(run_names)]
     references: dict[str, _Reference] = {}
     reports, problems = [], []
     for run in runs:

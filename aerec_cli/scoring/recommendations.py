@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from aerec_cli.errors import AerecError
-from aerec_cli.serving import Served, open_run
+from aerec_cli.scoring.scorer import Served, open_run
 
 MIN_RATINGS = 3  # usable ratings a new user needs before the model (not popularity) ranks
 POPULARITY_DAMPING = 10.0  # m in (sum + m * mean) / (count + m)

@@ -22,9 +22,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from aerec_cli import __version__, downloads, fileio, formats, sample, splits
+from aerec_cli import __version__
+from aerec_cli.data import downloads, readers, sample, splits
 from aerec_cli.errors import AerecError
-from aerec_cli.paths import default_home  # noqa: F401  (re-exported: store.default_home)
+from aerec_cli.storage import atomic
+from aerec_cli.storage.paths import default_home  # noqa: F401  (re-exported: store.default_home)
 
 FORMAT_VERSION = 1
 KNOWN_NAMES = sorted(downloads.KNOWN_DATASETS)
@@ -97,14 +99,14 @@ def ingest(
         table, source_path = _read(source, home, columns, sep, skip_bad_lines)
         ratings, is_test, split_info = _split(table, split, test_fraction, seed)
         digest = _source_digest(source_path, table)
-        with fileio.staged_folder(target, replace=force) as folder:
+        with atomic.staged_folder(target, replace=force) as folder:
             meta = _write_dataset(folder, name, table, ratings, is_test, split_info, source, digest)
     return load(home, name), table.warnings + meta.get("warnings", [])
 
 
 def ingest_lock(home: Path, name: str):
     """Held while dataset NAME is written: a second ingest of it is refused, not interleaved."""
-    return fileio.name_lock(
+    return atomic.name_lock(
         home / "datasets",
         name,
         f"dataset {name} is being ingested by another aerec process; wait for it to end, or "
@@ -119,12 +121,12 @@ def _read(source: str, home: Path, columns, sep, skip_bad_lines):
         source_path = downloads.fetch(source, home / "cache")
     else:
         source_path = Path(source).expanduser()
-    return formats.read_source(source_path, columns, sep, skip_bad_lines), source_path
+    return readers.read_source(source_path, columns, sep, skip_bad_lines), source_path
 
 
 def _check_split(method: str, test_fraction: float) -> None:
     """Reject a split no source could have, or a bad fraction for random/temporal."""
-    known = splits.SPLIT_METHODS + formats.PREDEFINED_SPLITS_100K
+    known = splits.SPLIT_METHODS + readers.PREDEFINED_SPLITS_100K
     if method not in known:
         raise AerecError(f"unknown split {method!r}; choose one of: {', '.join(known)}")
     if method in splits.SPLIT_METHODS and not 0.0 < test_fraction < 1.0:
@@ -133,11 +135,11 @@ def _check_split(method: str, test_fraction: float) -> None:
         )
 
 
-def _split(table: formats.RatingsTable, method: str, test_fraction: float, seed: int):
+def _split(table: readers.RatingsTable, method: str, test_fraction: float, seed: int):
     """(ratings, is_test mask, split info); the train split is ``ratings[~is_test]``."""
     if method in table.predefined_splits:
         train_df, test_df = table.predefined_splits[method]()
-        ratings = formats.concat_ratings([train_df, test_df])
+        ratings = readers.concat_ratings([train_df, test_df])
         is_test = np.arange(len(ratings)) >= len(train_df)
         return ratings, is_test, {"method": method}
     if method not in splits.SPLIT_METHODS:
@@ -159,7 +161,7 @@ def _name_from_source(source: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "dataset"
 
 
-def _source_digest(path: Path | None, table: formats.RatingsTable) -> str:
+def _source_digest(path: Path | None, table: readers.RatingsTable) -> str:
     if path is None:
         data = table.ratings.to_csv(index=False).encode()
         return hashlib.sha256(data).hexdigest()
@@ -213,9 +215,9 @@ def _write_dataset(folder, name, table, ratings, is_test, split_info, source, di
     test = _matrix(rows[is_test], cols[is_test], values[is_test], shape)
     del rows, cols
     for filename, matrix in (("train.npz", train), ("test.npz", test)):
-        with fileio.atomic_open(folder / filename) as handle:
+        with atomic.atomic_open(folder / filename) as handle:
             sp.save_npz(handle, matrix, compressed=False)
-    fileio.write_text(folder / "users.csv", pd.DataFrame({"user": user_ids}).to_csv(index=False))
+    atomic.write_text(folder / "users.csv", pd.DataFrame({"user": user_ids}).to_csv(index=False))
     titles = table.items.set_index("item").reindex(item_ids)
     item_frame = pd.DataFrame(
         {
@@ -224,7 +226,7 @@ def _write_dataset(folder, name, table, ratings, is_test, split_info, source, di
             "genres": titles["genres"].fillna("").to_numpy(),
         }
     )
-    fileio.write_text(folder / "items.csv", item_frame.to_csv(index=False))
+    atomic.write_text(folder / "items.csv", item_frame.to_csv(index=False))
     stars, counts = np.unique(values, return_counts=True)
     meta = {
         "format_version": FORMAT_VERSION,
@@ -245,7 +247,7 @@ def _write_dataset(folder, name, table, ratings, is_test, split_info, source, di
         "aerec_version": __version__,
         "warnings": warnings,
     }
-    fileio.write_json(folder / "meta.json", meta)
+    atomic.write_json(folder / "meta.json", meta)
     return meta
 
 
@@ -255,13 +257,13 @@ def _write_dataset(folder, name, table, ratings, is_test, split_info, source, di
 def list_datasets(home: Path) -> list[dict]:
     """Meta of every stored dataset, oldest first."""
     root = home / "datasets"
-    fileio.recover_folders(root)  # a replacement cut short between its renames
+    atomic.recover_folders(root)  # a replacement cut short between its renames
     metas = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if folder.name.startswith(".") or not (folder / "meta.json").is_file():
             continue
         try:
-            meta = fileio.read_json(folder / "meta.json")
+            meta = atomic.read_json(folder / "meta.json")
         except (OSError, ValueError):
             continue
         metas.append(meta)
@@ -278,7 +280,7 @@ def load(home: Path, name: str | None = None) -> Dataset:
                 "or aerec ingest ml-100k.zip"
             )
         name = stored[-1]["name"]
-    fileio.recover_folders(home / "datasets")
+    atomic.recover_folders(home / "datasets")
     folder = home / "datasets" / name
     if not (folder / "meta.json").is_file():
         known = ", ".join(m["name"] for m in list_datasets(home)) or "none"

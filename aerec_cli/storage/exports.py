@@ -1,6 +1,6 @@
 """Tables written to files: CSV, JSON Lines or Parquet, chosen by the file name's extension.
 
-Each file is written under a temporary name and renamed into place (fileio.atomic_open).
+Each file is written under a temporary name and renamed into place (atomic.atomic_open).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import io
 import json
 from pathlib import Path
 
-from aerec_cli import fileio
 from aerec_cli.errors import AerecError
+from aerec_cli.storage import atomic
 
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 
@@ -49,20 +49,20 @@ def write_columns(path: str | Path, columns: dict[str, list]) -> int:
             import pyarrow.parquet as pq
 
             table = pa.table({name: columns[name] for name in names})
-            with fileio.atomic_open(path, "wb") as handle:
+            with atomic.atomic_open(path, "wb") as handle:
                 pq.write_table(table, handle)
         elif kind == "csv":
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
             writer.writerow(names)
             writer.writerows(zip(*(columns[name] for name in names)))
-            fileio.write_text(path, buffer.getvalue())
+            atomic.write_text(path, buffer.getvalue())
         else:
             lines = (
                 json.dumps(dict(zip(names, values)), ensure_ascii=False)
                 for values in zip(*(columns[name] for name in names))
             )
-            fileio.write_text(path, "".join(line + "\n" for line in lines))
+            atomic.write_text(path, "".join(line + "\n" for line in lines))
     except OSError as exc:
         raise AerecError(f"cannot write {path} ({exc.strerror or exc})") from exc
     return n_rows

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aerec_cli import checkpoints, fileio
 from aerec_cli.errors import AerecError
+from aerec_cli.storage import atomic, run_store
 
 INSTALL = "pip install 'aerec[plot]'"
 
@@ -42,7 +42,7 @@ class Curves:
         return self.epochs[self.val_rmse.index(value)], value
 
 
-def read_curves(run: checkpoints.Run) -> Curves:
+def read_curves(run: run_store.Run) -> Curves:
     try:
         rows = run.history()
     except OSError as exc:
@@ -88,9 +88,9 @@ def plot_runs(home: Path, names: Sequence[str], output: Path) -> dict:
     """Draw the learning curves of ``names`` (default: the latest run) into ``output``."""
     output = check_output(Path(output))
     if names:
-        runs = [checkpoints.load_run(home, name) for name in dict.fromkeys(names)]
+        runs = [run_store.load_run(home, name) for name in dict.fromkeys(names)]
     else:
-        runs = [checkpoints.load_run(home, None)]
+        runs = [run_store.load_run(home, None)]
     curves = [read_curves(run) for run in runs]
     # Bad runs are reported first, whether or not the optional matplotlib is installed.
     Figure, FigureCanvasAgg, FuncFormatter = _matplotlib()
@@ -130,7 +130,7 @@ def plot_runs(home: Path, names: Sequence[str], output: Path) -> dict:
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    fileio.write_bytes(output, buffer.getvalue())
+    atomic.write_bytes(output, buffer.getvalue())
     return {"path": str(output), "runs": [c.run for c in curves]}
 
 

@@ -27,7 +27,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from aerec_cli import textcodec
+from aerec_cli.data import textcodec
 from aerec_cli.errors import AerecError
 
 ML100K_GENRES = [

@@ -24,14 +24,16 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from aerec_cli import __version__, checkpoints, serving, store
-from aerec_cli.config import TrainConfig
-from aerec_cli.distributed import World
+from aerec_cli import __version__
 from aerec_cli.errors import AerecError
-from aerec_cli.inference import predict_entries
-from aerec_cli.matrices import SparseBatch, SparseRows, oriented, row_batches
-from aerec_cli.models import MODEL_KINDS, RatingAutoencoder, build_model
-from aerec_cli.pretraining import pretrain
+from aerec_cli.models.autoencoders import MODEL_KINDS, RatingAutoencoder, build_model
+from aerec_cli.models.batches import SparseBatch, SparseRows, oriented, row_batches
+from aerec_cli.scoring import scorer
+from aerec_cli.scoring.torch_inference import predict_entries
+from aerec_cli.storage import dataset_store, run_store
+from aerec_cli.training.config import TrainConfig
+from aerec_cli.training.distributed import World
+from aerec_cli.training.pretraining import pretrain
 
 
 @dataclass
@@ -300,7 +302,7 @@ def train_run(
     on_epoch: EpochCallback | None = None,
     world: World | None = None,
     stop: Callable[[], bool] = lambda: False,
-) -> tuple[checkpoints.Run | None, FitResult]:
+) -> tuple[run_store.Run | None, FitResult]:
     """Train on a stored dataset's train split and save the run. The Python face of `train`.
 
     Under torchrun only rank 0 saves; the other processes get None for the run. When
@@ -310,11 +312,11 @@ def train_run(
     world = world or World()
     config.check()
     if run is not None:
-        checkpoints.check_run_name(run)
+        run_store.check_run_name(run)
         if (home / "runs" / run).exists():
             raise AerecError(f"run {run} already exists; pick another --run name")
-    dataset = store.load(home, data)
-    name = run or checkpoints.new_run_name(home, dataset.name, config.kind)
+    dataset = dataset_store.load(home, data)
+    name = run or run_store.new_run_name(home, dataset.name, config.kind)
     with _lock(home, name, world):
         trainer = Trainer(dataset.train, config, device, dataset.rating_scale, on_epoch, world)
         return _train_and_save(home, name, trainer, dataset, stop)
@@ -327,15 +329,15 @@ def resume_run(
     on_epoch: EpochCallback | None = None,
     world: World | None = None,
     stop: Callable[[], bool] = lambda: False,
-) -> tuple[checkpoints.Run | None, FitResult]:
+) -> tuple[run_store.Run | None, FitResult]:
     """Continue an interrupted run from its last whole epoch, with its own settings.
 
     On the CPU with the same seed it ends exactly where an uninterrupted run would.
     """
-    saved = checkpoints.load_run(home, run)
+    saved = run_store.load_run(home, run)
     with _lock(home, saved.name, world or World()):
         tensors, info = saved.load_resume()
-        dataset = store.load(home, saved.dataset)
+        dataset = dataset_store.load(home, saved.dataset)
         if saved.config.get("dataset_meta_sha256") != dataset.meta_hash:
             raise AerecError(
                 f"dataset {dataset.name} was re-ingested after run {run} started; it cannot "
@@ -349,7 +351,7 @@ def resume_run(
 
 def _lock(home: Path, name: str, world: World):
     """The run's lock, held by the process that writes it (rank 0 under torchrun)."""
-    return checkpoints.run_lock(home, name) if world.is_main else contextlib.nullcontext()
+    return run_store.run_lock(home, name) if world.is_main else contextlib.nullcontext()
 
 
 def _train_and_save(home, name, trainer: Trainer, dataset, stop, replace=False):
@@ -364,8 +366,8 @@ def _train_and_save(home, name, trainer: Trainer, dataset, stop, replace=False):
     if not trainer.world.is_main:
         return None, result
     saved = _save(home, name, trainer, dataset, "finished", replace)
-    # What scoring needs that does not depend on the user (fast `recommend`; see serving.py).
-    serving.save(
+    # What scoring needs that does not depend on the user (fast `recommend`; see scorer.py).
+    scorer.save(
         saved.path, result.model, dataset.train, trainer.config.orientation, dataset.meta_hash
     )
     return saved, result
@@ -399,7 +401,7 @@ def _save(home, name, trainer: Trainer, dataset, status, replace, resume=None):
         "val_rmse": round(trainer.best_rmse, 6) if trainer.best_state is not None else None,
         "train_seconds": round(trainer.seconds, 3),
     }
-    return checkpoints.save_run(
+    return run_store.save_run(
         home, name, model.eval(), run_config, trainer.history, metrics, replace, resume
     )
 

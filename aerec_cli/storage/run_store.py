@@ -15,13 +15,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aerec_cli import fileio
 from aerec_cli.errors import AerecError
+from aerec_cli.storage import atomic
 
 if TYPE_CHECKING:  # torch loads only where weights are read or written (fast `recommend`)
     import torch
 
-    from aerec_cli.models import RatingAutoencoder
+    from aerec_cli.models.autoencoders import RatingAutoencoder
 
 WEIGHTS, CONFIG, HISTORY, METRICS = (
     "model.safetensors",
@@ -71,7 +71,7 @@ class Run:
         from safetensors import SafetensorError
         from safetensors.torch import load
 
-        from aerec_cli.models import build_model
+        from aerec_cli.models.autoencoders import build_model
 
         data = self.read_checked(WEIGHTS)
         try:
@@ -95,7 +95,7 @@ class Run:
             raise AerecError(f"run {self.name} has no state to resume from (it is {status})")
         data = self.read_checked(RESUME_TENSORS)
         try:
-            return load(data), fileio.read_json(self.path / RESUME_INFO)
+            return load(data), atomic.read_json(self.path / RESUME_INFO)
         except (SafetensorError, OSError, ValueError) as exc:
             raise AerecError(
                 f"the resume state of run {self.name} is damaged ({_first_line(exc)}); train again"
@@ -103,7 +103,7 @@ class Run:
 
     def update_metrics(self, **entries) -> None:
         self.metrics.update(entries)
-        fileio.write_json(self.path / METRICS, self.metrics)
+        atomic.write_json(self.path / METRICS, self.metrics)
 
 
 def new_run_name(home: Path, dataset: str, kind: str) -> str:
@@ -148,20 +148,20 @@ def save_run(
     # Loading checks each tensor file against its digest: damage or tampering is an error.
     sums = {filename: hashlib.sha256(data).hexdigest() for filename, data in tensors.items()}
     config = {**config, "model": model.spec(), "created": _now(), "sha256": sums}
-    with fileio.staged_folder(target, replace=replace) as folder:
+    with atomic.staged_folder(target, replace=replace) as folder:
         for filename, data in tensors.items():
-            fileio.write_bytes(folder / filename, data)
-        fileio.write_json(folder / CONFIG, config)
-        fileio.write_text(folder / HISTORY, _history_csv(history))
-        fileio.write_json(folder / METRICS, metrics)
+            atomic.write_bytes(folder / filename, data)
+        atomic.write_json(folder / CONFIG, config)
+        atomic.write_text(folder / HISTORY, _history_csv(history))
+        atomic.write_json(folder / METRICS, metrics)
         if resume is not None:
-            fileio.write_json(folder / RESUME_INFO, resume[1])
+            atomic.write_json(folder / RESUME_INFO, resume[1])
     return Run(name, target, config, metrics)
 
 
 def run_lock(home: Path, name: str):
     """Held while training into run NAME: a second process is refused, not interleaved."""
-    return fileio.name_lock(
+    return atomic.name_lock(
         home / "runs",
         name,
         f"run {name} is being trained by another aerec process; wait for it to end or pick "
@@ -181,7 +181,7 @@ def _history_csv(history: list[dict]) -> str:
 def list_runs(home: Path) -> list[Run]:
     """Every readable run, oldest first."""
     root = home / "runs"
-    fileio.recover_folders(root)  # a replacement cut short between its renames
+    atomic.recover_folders(root)  # a replacement cut short between its renames
     runs = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if folder.name.startswith(".") or not (folder / CONFIG).is_file():
@@ -200,7 +200,7 @@ def load_run(home: Path, name: str | None = None) -> Run:
             raise AerecError(f"no trained run in {home}; train one first: aerec train")
         return runs[-1]
     folder = home / "runs" / name
-    fileio.recover_folders(home / "runs")
+    atomic.recover_folders(home / "runs")
     if not (folder / CONFIG).is_file():
         known = ", ".join(r.name for r in list_runs(home)[-5:]) or "none"
         raise AerecError(f"no run named {name!r} in {home} (latest: {known}); see aerec runs")
@@ -209,8 +209,8 @@ def load_run(home: Path, name: str | None = None) -> Run:
 
 def _read_run(folder: Path) -> Run:
     try:
-        config = fileio.read_json(folder / CONFIG)
-        metrics = fileio.read_json(folder / METRICS) if (folder / METRICS).is_file() else {}
+        config = atomic.read_json(folder / CONFIG)
+        metrics = atomic.read_json(folder / METRICS) if (folder / METRICS).is_file() else {}
         if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
             raise ValueError("config.json lacks the model")
         if not isinstance(config.get("dataset"), str):

@@ -7,9 +7,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from aerec_cli.inference import predict_entries
-from aerec_cli.matrices import SparseRows
-from aerec_cli.models import ContractiveAutoencoder, RatingAutoencoder
+from aerec_cli.models.autoencoders import ContractiveAutoencoder, RatingAutoencoder
+from aerec_cli.models.batches import SparseRows
+from aerec_cli.scoring.torch_inference import predict_entries
 
 
 @torch.no_grad()

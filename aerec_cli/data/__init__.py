@@ -1,0 +1,1 @@
+"""Reading ratings: MovieLens layouts and generic CSV, splits, the built-in sample, downloads."""

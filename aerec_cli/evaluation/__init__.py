@@ -1,0 +1,1 @@
+"""Test-split accuracy and ranking metrics, learning-curve plots and diagnostics."""

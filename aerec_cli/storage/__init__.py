@@ -1,0 +1,1 @@
+"""What stays on disk: datasets, runs, atomic writes, locks and exported tables."""

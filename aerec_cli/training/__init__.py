@@ -1,0 +1,1 @@
+"""Training a run: its config, the loop, pretraining, processes and devices."""
