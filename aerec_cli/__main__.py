@@ -1,3 +1,3 @@
-from aerec_cli.cli.commands import main
+from aerec_cli.cli import main
 
 main()

@@ -10,7 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 from typer.testing import CliRunner
 
-from aerec_cli.cli.commands import app
+from aerec_cli.cli import app
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import torch
 from rich.console import Console
 
-from aerec_cli import cli
+from aerec_cli.cli import output
 from aerec_cli.evaluation import evaluator
 from aerec_cli.evaluation.evaluator import (
     popularity_ranker,
@@ -315,7 +315,7 @@ def test_evaluate_runs_loads_a_shared_dataset_once(trained, monkeypatch):
 
 def test_comparison_highlights_in_colour(trained, monkeypatch):
     monkeypatch.setattr(
-        cli, "out", Console(force_terminal=True, color_system="standard", width=200)
+        output, "out", Console(force_terminal=True, color_system="standard", width=200)
     )
     out = ok(run_cli(trained, "evaluate", "--runs", "item-run,user-run")).stdout
     assert "\x1b[1;32m" in out  # bold green

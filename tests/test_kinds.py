@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import torch
 from typer.testing import CliRunner
 
-from aerec_cli.cli.commands import app
+from aerec_cli.cli import app
 from aerec_cli.evaluation import diagnostics
 from aerec_cli.models.autoencoders import MODEL_KINDS
 from aerec_cli.models.batches import SparseRows, oriented

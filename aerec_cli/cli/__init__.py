@@ -1,5 +1,18 @@
-"""The `aerec` command line: parses options, calls the library, prints."""
+"""The `aerec` command line: parses options, calls the library, prints. No work happens here.
 
-from aerec_cli.cli.commands import app, main
+Results go to stdout; progress, warnings and errors go to stderr. A problem the user can fix
+(AerecError, or a bad option) is one line on stderr and a non-zero exit, never a traceback.
+One module per command group; each registers its commands on the one Typer ``app``.
+"""
+
+import os
+
+from aerec_cli.cli import data, evaluate, score, train  # noqa: F401  (registers the commands)
+from aerec_cli.cli.app import app
 
 __all__ = ["app", "main"]
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    app()

@@ -1,0 +1,119 @@
+"""The Typer application: global options, the settings every command receives, and the
+error handling that turns a problem the user can fix into one line on stderr."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+from typer.core import TyperGroup
+
+from aerec_cli import __version__
+from aerec_cli.cli import output
+from aerec_cli.errors import AerecError
+
+
+class AerecGroup(TyperGroup):
+    """Turns AerecError and click usage errors into one line on stderr and an exit code."""
+
+    def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
+        try:
+            result = super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
+        except AerecError as exc:
+            _fail(exc.message, exc.exit_code)
+        except (typer.Abort, KeyboardInterrupt):
+            _fail("interrupted", 130)
+        except Exception as exc:
+            # Click's usage errors (vendored inside newer Typer, so matched by shape).
+            if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+                raise
+            if not exc.format_message():  # no-args-is-help: the help is already shown
+                sys.exit(exc.exit_code)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+            _fail(f"{exc.format_message()}{hint}", exc.exit_code)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _fail(message: str, code: int):
+    flat = " ".join(message.split())
+    print(f"error: {flat}", file=sys.stderr)
+    sys.exit(code)
+
+
+app = typer.Typer(
+    cls=AerecGroup,
+    help="aerec: rating prediction and top-N recommendation with autoencoders.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class Settings:
+    home: Path
+    device: str
+    seed: int
+    threads: int | None
+    verbose: bool
+    quiet: bool
+
+    def torch_device(self):
+        from aerec_cli.training.device import configure_threads, select_device
+
+        configure_threads(self.threads)
+        return select_device(self.device)
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            output.err.print(message)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"aerec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Path = typer.Option(
+        None,
+        "--home",
+        envvar="AEREC_HOME",
+        help="Where datasets and runs live "
+        "\\[default: the user data dir, e.g. ~/.local/share/aerec].",
+    ),
+    device: str = typer.Option(
+        "auto",
+        "--device",
+        envvar="AEREC_DEVICE",
+        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed for splits, initialisation and shuffling."),
+    threads: int = typer.Option(
+        None, "--threads", help="CPU threads \\[default: the CPUs this process may use]."
+    ),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Print more detail to stderr."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Print no progress to stderr."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+):
+    from aerec_cli.storage.paths import default_home
+
+    if threads is not None and threads < 1:
+        raise AerecError(f"--threads must be at least 1, not {threads}")
+    ctx.obj = Settings((home or default_home()).expanduser(), device, seed, threads, verbose, quiet)
+
+
+def check_scoring_device(settings: Settings) -> None:
+    """recommend, similar, embed and outliers score with numpy on the CPU (no torch import);
+    a --device other than auto or cpu is still checked, so asking for an absent one fails."""
+    if settings.device.strip().lower() not in ("auto", "cpu"):
+        settings.torch_device()

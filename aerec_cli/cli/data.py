@@ -1,0 +1,170 @@
+"""Commands that read ratings in and show what is stored: ingest, datasets, users."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from aerec_cli.cli import output
+from aerec_cli.cli.app import Settings, app
+from aerec_cli.cli.output import OutputFormat
+from aerec_cli.errors import AerecError
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    source: str = typer.Argument(
+        ...,
+        help="MovieLens zip, folder or ratings file; a known name (ml-100k, ml-1m, ml-10m, "
+        "ml-20m, ml-25m, ml-32m, ml-latest-small) to download; or 'sample'.",
+    ),
+    name: str = typer.Option(None, "--name", help="Dataset name \\[default: from the source]."),
+    split: str = typer.Option(
+        "random",
+        "--split",
+        help="random, temporal (each user's latest ratings), or for ml-100k u1..u5, ua, ub.",
+    ),
+    test_fraction: float = typer.Option(
+        0.1, "--test-fraction", help="Share of ratings (per user for temporal) that go to test."
+    ),
+    columns: str = typer.Option(
+        None,
+        "--columns",
+        help="Generic CSV: user,item,rating[,timestamp] as header names or 0-based positions.",
+    ),
+    sep: str = typer.Option(
+        None,
+        "--sep",
+        help="Generic CSV: the separator (e.g. ',', '\\t', '::') \\[default: sniffed].",
+    ),
+    skip_bad_lines: bool = typer.Option(
+        False, "--skip-bad-lines", help="Skip malformed lines instead of stopping."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace a dataset of the same name."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+):
+    """Read MovieLens ratings, split them, and store sparse matrices and id maps."""
+    from aerec_cli.storage import dataset_store
+
+    settings: Settings = ctx.obj
+    settings.note(f"reading {source} ...")
+    dataset, warnings = dataset_store.ingest(
+        source,
+        settings.home,
+        name,
+        force,
+        split,
+        test_fraction,
+        settings.seed,
+        columns,
+        sep,
+        skip_bad_lines,
+    )
+    for warning in warnings:
+        output.err.print(f"warning: {warning}")
+    meta = dataset.meta
+    summary = {
+        "name": dataset.name,
+        "path": str(dataset.path),
+        "format": meta["format"],
+        "users": meta["users"],
+        "items": meta["items"],
+        "ratings": meta["ratings"],
+        "train": meta["train"],
+        "test": meta["test"],
+        "rating_scale": meta["rating_scale"],
+    }
+    if fmt is OutputFormat.json:
+        output.print_json(summary)
+        return
+    density = meta["ratings"] / max(1, meta["users"] * meta["items"])
+    split_info = meta["split"]
+    split_text = split_info["method"] + (
+        f" ({split_info['test_fraction']:g} test, seed {split_info['seed']})"
+        if "seed" in split_info
+        else ""
+    )
+    rows = [
+        ["dataset", dataset.name],
+        ["path", str(dataset.path)],
+        ["format", meta["format"]],
+        ["users", f"{meta['users']:,}"],
+        ["items", f"{meta['items']:,}"],
+        ["ratings", f"{meta['ratings']:,}"],
+        ["density", f"{density:.2%}"],
+        ["split", split_text],
+        ["train / test", f"{meta['train']:,} / {meta['test']:,}"],
+        ["rating scale", f"{meta['rating_scale'][0]:g}-{meta['rating_scale'][1]:g}"],
+    ]
+    table = Table(show_header=False, show_edge=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for row in rows:
+        table.add_row(*row)
+    output.out.print(table)
+    total = max(meta["ratings"], 1)
+    hist = Table(title="ratings by stars", title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("stars", "count", "share", ""):
+        hist.add_column(col, justify="right" if col != "" else "left")
+    for stars, count in meta["histogram"].items():
+        hist.add_row(stars, f"{count:,}", f"{count / total:.1%}", "#" * round(40 * count / total))
+    output.out.print(hist)
+
+
+@app.command()
+def datasets(
+    ctx: typer.Context,
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+):
+    """List the stored datasets (the last one is the default)."""
+    from aerec_cli.storage import dataset_store
+
+    metas = dataset_store.list_datasets(ctx.obj.home)
+    if fmt is OutputFormat.json:
+        output.print_json(metas)
+        return
+    if not metas:
+        ctx.obj.note(f"no datasets in {ctx.obj.home}; try: aerec ingest sample")
+        return
+    rows = [
+        [
+            m["name"],
+            m["format"],
+            f"{m['users']:,}",
+            f"{m['items']:,}",
+            f"{m['ratings']:,}",
+            m["split"]["method"],
+            m["created"][:19],
+        ]
+        for m in metas
+    ]
+    output.out.print(
+        output.table(
+            None, ["name", "format", "users", "items", "ratings", "split", "created"], rows
+        )
+    )
+
+
+@app.command()
+def users(
+    ctx: typer.Context,
+    data: str = typer.Option(None, "--data", help="Dataset name \\[default: the latest]."),
+    limit: int = typer.Option(20, "--limit", help="How many users to list (0: all)."),
+):
+    """List user ids of a dataset with their training rating counts."""
+    import numpy as np
+
+    from aerec_cli.storage import dataset_store
+
+    if limit < 0:
+        raise AerecError(f"--limit must be 0 or more, not {limit}")
+    dataset = dataset_store.load(ctx.obj.home, data)
+    counts = np.diff(dataset.train.indptr)
+    shown = len(dataset.user_ids) if limit == 0 else min(limit, len(dataset.user_ids))
+    rows = [[dataset.user_ids[i], int(counts[i])] for i in range(shown)]
+    output.out.print(
+        output.table(
+            f"{dataset.name}: {len(dataset.user_ids):,} users", ["user", "train ratings"], rows
+        )
+    )

@@ -1,0 +1,222 @@
+"""Commands that measure runs on the test split: evaluate, plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from aerec_cli.cli import output
+from aerec_cli.cli.app import Settings, app
+from aerec_cli.cli.output import OutputFormat
+from aerec_cli.errors import AerecError
+
+
+def parse_ks(text: str) -> list[int]:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        ks = [int(part) for part in parts]
+    except ValueError:
+        ks = []
+    if not ks or len(ks) != len(parts):
+        raise AerecError(f"--k takes positive integers like 10 or 10,20, not {text!r}")
+    for value in ks:
+        if value < 1:
+            raise AerecError(f"--k must be at least 1, not {value}")
+    return list(dict.fromkeys(ks))
+
+
+def parse_names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise AerecError(f"--runs takes run names separated by commas, not {text!r}")
+    return names
+
+
+RANKING_LABELS = {
+    "precision": "P",
+    "recall": "R",
+    "ndcg": "NDCG",
+    "mrr": "MRR",
+    "hit_rate": "HR",
+    "coverage": "cov",
+}
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _print_evaluation(report: dict) -> None:
+    rows = [
+        [
+            f"{report['kind']} ({report['orientation']})",
+            f"{report['rmse']:.4f}",
+            f"{report['mae']:.4f}",
+        ]
+    ]
+    labels = {"global_mean": "global mean", "bias": "bias baseline"}
+    for key, scores in report["baselines"].items():
+        rows.append([labels[key], f"{scores['rmse']:.4f}", f"{scores['mae']:.4f}"])
+    title = f"run {report['run']} on {report['dataset']}: {report['n_test']:,} test ratings"
+    output.out.print(output.table(title, ["model", "RMSE", "MAE"], rows))
+    if report["n_fallback"]:
+        output.out.print(
+            f"{report['n_fallback']:,} test ratings of users or items unseen in training "
+            "were predicted by the bias baseline"
+        )
+    ranking = report["ranking"]
+    relevant = f"{ranking['relevant']:g}"
+    if not ranking["n_users"]:
+        output.out.print(
+            f"no user has a test rating of {relevant} stars or more: no ranking metrics"
+        )
+        return
+    columns = ["model"] + [f"{RANKING_LABELS[m]}@{k}" for k in ranking["k"] for m in RANKING_LABELS]
+    rows = []
+    for label, values in (
+        (f"{report['kind']} ({report['orientation']})", ranking["model"]),
+        ("popularity", ranking["baselines"]["popularity"]),
+        ("bias baseline", ranking["baselines"]["bias"]),
+    ):
+        rows.append(
+            [label] + [_num(values[f"{m}@{k}"]) for k in ranking["k"] for m in RANKING_LABELS]
+        )
+    title = (
+        f"top-k ranking for {ranking['n_users']:,} users with a test rating >= {relevant} "
+        "(candidates: every item not rated in training)"
+    )
+    output.out.print(output.table(title, columns, rows))
+
+
+def _print_comparison(reports: list[dict]) -> None:
+    """One row per run; the best value of each metric column in bold green (or marked *)."""
+    from rich.text import Text
+
+    k = reports[0]["ranking"]["k"][0]
+    metrics = [("RMSE", "rmse", min), ("MAE", "mae", min)] + [
+        (f"{label}@{k}", f"{m}@{k}", max) for m, label in RANKING_LABELS.items()
+    ]
+
+    def value(report: dict, key: str):
+        if key in ("rmse", "mae"):
+            return report[key]
+        return report["ranking"]["model"].get(key) if k in report["ranking"]["k"] else None
+
+    plain = output.out.color_system is None  # piped or NO_COLOR: mark the best with a star instead
+    best = {}
+    for _, key, pick in metrics:
+        present = [v for v in (value(r, key) for r in reports) if v is not None]
+        best[key] = pick(present) if len(reports) > 1 and present else None
+    header = ["run", "dataset", "kind", "orientation"] + [label for label, _, _ in metrics]
+    rows = []
+    for report in reports:
+        row = [report["run"], report["dataset"], report["kind"], report["orientation"]]
+        for _, key, _ in metrics:
+            number = value(report, key)
+            if number is not None and number == best[key]:
+                row.append(Text(_num(number) + ("*" if plain else ""), style="bold green"))
+            else:
+                row.append(_num(number) + (" " if plain and len(reports) > 1 else ""))
+        rows.append(row)
+    relevant = f"{reports[0]['ranking']['relevant']:g}"
+    runs_text = f"{len(reports)} run{'s' if len(reports) > 1 else ''}"
+    title = f"{runs_text} on the test split (ranking: top {k}, relevant >= {relevant})"
+    table = output.table(title, header, [])
+    for row in rows:
+        table.add_row(*row)
+    output.out.print(table)
+    if len(reports) > 1:
+        output.out.print(
+            "* best in each column (lowest RMSE/MAE, highest otherwise)"
+            if plain
+            else "best in each column in bold green (lowest RMSE/MAE, highest otherwise)"
+        )
+
+
+def compare_runs(
+    settings: Settings,
+    names: list[str] | None,
+    k_text: str,
+    relevant: float | None,
+    fmt: OutputFormat,
+) -> None:
+    """Evaluate several runs (all when ``names`` is None) and print them side by side."""
+    from aerec_cli.evaluation import evaluator
+    from aerec_cli.storage import run_store
+
+    ks = parse_ks(k_text)
+    every = names is None
+    if every:
+        names = [r.name for r in run_store.list_runs(settings.home)]
+        if not names:
+            if fmt is OutputFormat.json:
+                output.print_json([])
+            else:
+                settings.note(f"no runs in {settings.home}; train one: aerec train")
+            return
+    device = settings.torch_device()
+    reports, problems = evaluator.evaluate_runs(
+        settings.home,
+        names,
+        device,
+        ks,
+        relevant,
+        skip_broken=every,
+        on_run=lambda name: settings.note(f"evaluating {name} ..."),
+    )
+    for problem in problems:
+        output.err.print(f"warning: skipped {problem}", soft_wrap=True)
+    if fmt is OutputFormat.json:
+        output.print_json(reports)
+    elif reports:
+        _print_comparison(reports)
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
+    names: str = typer.Option(
+        None, "--runs", help="Several runs side by side in one table, e.g. A,B,C."
+    ),
+    k: str = typer.Option("10", "--k", help="Top-k cut-offs for the ranking metrics, e.g. 10,20."),
+    relevant: float = typer.Option(
+        None,
+        "--relevant",
+        help="A test rating of this many stars or more is relevant \\[default: 4].",
+    ),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+):
+    """RMSE/MAE and top-k ranking metrics on the test split, next to baselines."""
+    from aerec_cli.evaluation import evaluator
+
+    ks = parse_ks(k)
+    if names is not None:
+        if run is not None:
+            raise AerecError("use --run NAME for one run or --runs A,B,C for several, not both")
+        compare_runs(ctx.obj, parse_names(names), k, relevant, fmt)
+        return
+    report = evaluator.evaluate_run(ctx.obj.home, run, ctx.obj.torch_device(), ks, relevant)
+    if fmt is OutputFormat.json:
+        output.print_json(report)
+    else:
+        _print_evaluation(report)
+
+
+@app.command()
+def plot(
+    ctx: typer.Context,
+    names: list[str] = typer.Argument(
+        None, metavar="RUN", help="Runs to plot \\[default: the latest run]."
+    ),
+    png: Path = typer.Option(Path("curves.png"), "-o", "--output", help="The PNG to write."),
+):
+    """Learning curves as a PNG: training loss and validation RMSE per epoch, pretraining.
+
+    Needs matplotlib: pip install 'aerec\\[plot]'.
+    """
+    from aerec_cli.evaluation import plots
+
+    result = plots.plot_runs(ctx.obj.home, names or [], png)
+    output.out.print(f"wrote {result['path']} ({', '.join(result['runs'])})")

@@ -1,0 +1,73 @@
+"""What the CLI prints: the two consoles (results to stdout, the rest to stderr), tables,
+JSON and CSV. Commands print through this module's ``out`` and ``err`` (tests swap them)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from enum import Enum
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+# Piped output gets a wide console so tables are not cut at 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+class ListFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def print_json(obj) -> None:
+    typer.echo(json.dumps(obj, indent=2))
+
+
+def table(title: str | None, columns: list[str], rows: list[list]) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for col in columns:
+        table.add_column(
+            col,
+            justify="left"
+            if col
+            in {
+                "title",
+                "genres",
+                "run",
+                "dataset",
+                "kind",
+                "name",
+                "item",
+                "path",
+                "format",
+                "orientation",
+                "method",
+                "because",
+            }
+            else "right",
+        )
+    for row in rows:
+        table.add_row(*[str(v) for v in row])
+    return table
+
+
+def echo_csv(fields: list[str], rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fields, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    typer.echo(buffer.getvalue(), nl=False)
+
+
+def warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)

@@ -1,0 +1,296 @@
+"""Commands that score a trained run: recommend, similar, embed, outliers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from aerec_cli.cli import output
+from aerec_cli.cli.app import Settings, app, check_scoring_device
+from aerec_cli.cli.output import ListFormat
+from aerec_cli.errors import AerecError
+
+RECOMMEND_EPILOG = "\n\n".join(
+    [
+        "Who:",
+        "--user ID: a user in the data. Their training ratings are left out unless "
+        "--include-rated.",
+        "--rate ITEM=STARS (repeatable) or --ratings-file FILE (CSV item,rating with raw item "
+        "ids, header optional): a new user, scored without retraining. A user-oriented model "
+        "encodes the new rating vector; an item-oriented model fits the new user's output unit "
+        "(r_j ~ h_j.w + b on the rated items' last hidden layers h_j) by ridge regression, shrunk "
+        "towards the average trained user. Unknown item ids are warned about and dropped. With "
+        "fewer than 3 usable ratings the list is ranked by damped popularity, (sum of ratings + "
+        "10 x global mean) / (count + 10), and says so.",
+        "--all-users: every user's top N, written to -o FILE (.csv, .parquet or .jsonl; columns "
+        "user, rank, item, title, score).",
+        "--explain: for each item, the 3 rated items that weigh most in it, with sign. "
+        "User-oriented model: leave-one-out, the change in the item's predicted stars when that "
+        "one rating is dropped from the user's input. Item-oriented model (a user's other "
+        "ratings are not part of an item's input): cosine similarity of the two items' encoder "
+        "codes (centred on the mean code) x (the rating - the user's mean rating).",
+    ]
+)
+
+
+def _because(reasons: list[dict]) -> str:
+    """One line per reason: title (rating[, code similarity], signed effect)."""
+    return "\n".join(
+        f"{r['title']} (rated {r['rating']:g}, "
+        + (f"similarity {r['similarity']:+.2f}, " if "similarity" in r else "")
+        + f"{r['effect']:+.2f})"
+        for r in reasons
+    )
+
+
+@app.command(epilog=RECOMMEND_EPILOG)
+def recommend(
+    ctx: typer.Context,
+    user: str = typer.Option(
+        None, "--user", help="Raw user id as in the source data (see: aerec users)."
+    ),
+    rate: list[str] = typer.Option(
+        None, "--rate", help="A new user's rating ITEM=STARS, raw item id (repeat the option)."
+    ),
+    ratings_file: Path = typer.Option(
+        None,
+        "--ratings-file",
+        help="A new user's ratings: CSV of item,rating (raw item ids; header optional).",
+    ),
+    all_users: bool = typer.Option(
+        False, "--all-users", help="Top N of every user, written to -o FILE."
+    ),
+    top: int = typer.Option(10, "--top", help="How many items (per user)."),
+    include_rated: bool = typer.Option(
+        False, "--include-rated", help="Keep items the user has rated (their rating is shown)."
+    ),
+    explain: bool = typer.Option(
+        False, "--explain", help="Show the rated items that weigh most in each item (see below)."
+    ),
+    output_file: Path = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="Write to FILE instead: .csv, .parquet or .jsonl (user, rank, item, title, score).",
+    ),
+    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
+    fmt: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json or csv."),
+):
+    """Top-N items for a user, a new user's ratings, or every user, with predicted stars."""
+    from aerec_cli.scoring import recommendations
+    from aerec_cli.storage import exports
+
+    settings: Settings = ctx.obj
+    if top < 1:
+        raise AerecError(f"--top must be at least 1, not {top}")
+    check_scoring_device(settings)
+    new_user = bool(rate) or ratings_file is not None
+    modes = [m for m, on in (("--user", user is not None), ("--rate/--ratings-file", new_user),
+                             ("--all-users", all_users)) if on]  # fmt: skip
+    if len(modes) > 1:
+        raise AerecError(f"use only one of {' and '.join(modes)}: they pick whose list to make")
+    if not modes:
+        raise AerecError(
+            "say whose list to make: --user ID, a new user's ratings (--rate ITEM=STARS or "
+            "--ratings-file FILE), or --all-users -o FILE"
+        )
+    if output_file is not None:
+        exports.file_format(output_file)  # an unknown extension fails before any work
+    if all_users and output_file is None:
+        raise AerecError(
+            "--all-users writes a file: add -o FILE ending in .csv, .parquet or .jsonl"
+        )
+    if all_users and explain:
+        raise AerecError(
+            "--explain works for one user at a time (--user or --rate), not --all-users"
+        )
+
+    if all_users:
+        _recommend_all(settings, output_file, top, run, include_rated)
+        return
+    if new_user:
+        pairs = recommendations.read_ratings_file(ratings_file) if ratings_file else []
+        if ratings_file and not pairs:
+            output.warn(f"ratings file {ratings_file} holds no ratings")
+        pairs += [recommendations.parse_rate(text) for text in rate or []]
+        result, warnings = recommendations.recommend_for_new_user(
+            pairs, settings.home, top, run, include_rated, explain, settings.note
+        )
+        for warning in warnings:
+            output.warn(warning)
+        if result["method"] == "popularity":
+            who = f"a new user by {result['note'].split(';')[0]}"
+        else:
+            who = f"a new user with {result['ratings_used']} ratings"
+    else:
+        result = recommendations.recommend_for_user(
+            user, settings.home, None, top, run, include_rated, explain, settings.note
+        )
+        who = f"user {result['user']}"
+    if output_file is not None:
+        columns = {
+            "user": [result["user"] or ""] * len(result["items"]),
+            "rank": list(range(1, len(result["items"]) + 1)),
+            "item": [e["item"] for e in result["items"]],
+            "title": [e["title"] for e in result["items"]],
+            "score": [e["score"] for e in result["items"]],
+        }
+        n_rows = exports.write_columns(output_file, columns)
+        settings.note(f"wrote {n_rows:,} rows to {output_file}")
+        return
+    if fmt is ListFormat.json:
+        output.print_json(result)
+        return
+    fields = ["item", "title", "genres", "score"] + (["rating"] if include_rated else [])
+    if fmt is ListFormat.csv:
+        rows = result["items"]
+        if explain:
+            fields.append("because")
+            rows = [{**e, "because": _because(e["because"]).replace("\n", "; ")} for e in rows]
+        output.echo_csv(fields, rows)
+        return
+    columns = ["#", "item", "title", "genres", "stars"] + (["rated"] if include_rated else [])
+    rows = []
+    for rank, entry in enumerate(result["items"], 1):
+        row = [rank, entry["item"], entry["title"], entry["genres"], f"{entry['score']:.2f}"]
+        if include_rated:
+            row.append("" if entry["rating"] is None else f"{entry['rating']:g}")
+        if explain:
+            row.append(_because(entry["because"]))
+        rows.append(row)
+    if explain:
+        columns.append("because")
+    output.out.print(output.table(f"top {top} for {who} (run {result['run']})", columns, rows))
+    if explain:
+        output.out.print(f"because: {result['explain_method']}")
+
+
+def _recommend_all(settings: Settings, path: Path, top: int, run, include_rated: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from aerec_cli.scoring import recommendations
+    from aerec_cli.storage import exports
+
+    progress = Progress(
+        "users", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=output.err, disable=settings.quiet, transient=False,
+    )  # fmt: skip
+    with progress:
+        task = progress.add_task("users", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        served, columns = recommendations.recommend_all_users(
+            settings.home, top, run, include_rated, advance, settings.note
+        )
+    n_rows = exports.write_columns(path, columns)
+    settings.note(
+        f"wrote {n_rows:,} rows (top {top} of {served.n_users:,} users, run {served.run.name}) "
+        f"to {path}"
+    )
+
+
+@app.command()
+def similar(
+    ctx: typer.Context,
+    item: str = typer.Option(..., "--item", help="Raw item id (the MovieLens movie id)."),
+    top: int = typer.Option(10, "--top", help="How many items."),
+    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
+    fmt: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json or csv."),
+):
+    """Items nearest to an item in the model's learned item representation (cosine).
+
+    Item-oriented runs compare the encoder codes of the items' rating vectors; user-oriented
+    runs compare the items' rows of the output layer.
+    """
+    from aerec_cli.scoring import recommendations
+
+    check_scoring_device(ctx.obj)
+    result = recommendations.similar_items(item, ctx.obj.home, top, run, ctx.obj.note)
+    if fmt is ListFormat.json:
+        output.print_json(result)
+    elif fmt is ListFormat.csv:
+        output.echo_csv(["item", "title", "genres", "similarity"], result["items"])
+    else:
+        rows = [
+            [rank, e["item"], e["title"], e["genres"], f"{e['similarity']:.3f}"]
+            for rank, e in enumerate(result["items"], 1)
+        ]
+        title = (
+            f"items like {result['title']} (item {result['item']}; run {result['run']}, "
+            f"cosine of {result['representation']})"
+        )
+        output.out.print(output.table(title, ["#", "item", "title", "genres", "similarity"], rows))
+
+
+@app.command()
+def embed(
+    ctx: typer.Context,
+    output_file: Path = typer.Option(
+        ..., "-o", "--output", help="File to write: .csv, .parquet or .jsonl."
+    ),
+    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
+):
+    """Export the learned item codes: columns item, title, code_0 .. code_{k-1}.
+
+    Item-oriented runs: the encoder code of each item's rating vector. User-oriented runs: each
+    item's row of the output layer.
+    """
+    from aerec_cli.scoring import recommendations
+    from aerec_cli.storage import exports
+
+    exports.file_format(output_file)
+    check_scoring_device(ctx.obj)
+    served, columns = recommendations.item_embeddings(ctx.obj.home, run, ctx.obj.note)
+    n_rows = exports.write_columns(output_file, columns)
+    ctx.obj.note(
+        f"wrote {n_rows:,} items x {len(columns) - 2} dims ({served.item_code_name}, run "
+        f"{served.run.name}) to {output_file}"
+    )
+
+
+@app.command()
+def outliers(
+    ctx: typer.Context,
+    top: int = typer.Option(10, "--top", help="How many rows."),
+    by: str = typer.Option(
+        None,
+        "--by",
+        help="user or item \\[default: the run's orientation: item for item-oriented runs].",
+    ),
+    min_ratings: int = typer.Option(
+        1, "--min-ratings", help="Only rows with at least this many training ratings."
+    ),
+    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
+    fmt: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json or csv."),
+):
+    """Users or items whose training ratings the model reconstructs worst (anomalies).
+
+    The whole train split is fed through the model; each row's score is the RMSE of its
+    reconstructed training ratings (clipped to the rating scale).
+    """
+    from aerec_cli.scoring import recommendations
+
+    check_scoring_device(ctx.obj)
+    result = recommendations.outliers(ctx.obj.home, top, by, run, min_ratings, ctx.obj.note)
+    key = result["by"]
+    fields = [key] + (["title"] if key == "item" else []) + ["ratings", "mean_rating", "rmse"]
+    if fmt is ListFormat.json:
+        output.print_json(result)
+    elif fmt is ListFormat.csv:
+        output.echo_csv(fields, result["rows"])
+    else:
+        rows = [
+            [rank, r[key]]
+            + ([r["title"]] if key == "item" else [])
+            + [r["ratings"], f"{r['mean_rating']:.2f}", f"{r['rmse']:.4f}"]
+            for rank, r in enumerate(result["rows"], 1)
+        ]
+        columns = ["#", key] + (["title"] if key == "item" else []) + ["ratings", "mean", "RMSE"]
+        title = (
+            f"{key}s reconstructed worst by run {result['run']} "
+            f"(train RMSE {result['train_rmse']:.4f})"
+        )
+        output.out.print(output.table(title, columns, rows))
