@@ -7,7 +7,8 @@ One module per command group; each registers its commands on the one Typer ``app
 
 import os
 
-from aerec_cli.cli import data, evaluate, score, train  # noqa: F401  (registers the commands)
+# Imported in the order `aerec --help` lists the commands.
+from aerec_cli.cli import data, train, evaluate, score  # noqa: F401, I001  (registers them)
 from aerec_cli.cli.app import app
 
 __all__ = ["app", "main"]

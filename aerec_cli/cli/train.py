@@ -6,7 +6,6 @@ import typer
 
 from aerec_cli.cli import output
 from aerec_cli.cli.app import Settings, app
-from aerec_cli.cli.evaluate import compare_runs, parse_names
 from aerec_cli.cli.output import OutputFormat
 from aerec_cli.errors import AerecError
 from aerec_cli.training.config import TrainConfig
@@ -216,6 +215,8 @@ def runs(
     if not compare and (names is not None or k is not None or relevant is not None):
         raise AerecError("--runs, --k and --relevant go with --compare: aerec runs --compare ...")
     if compare:
+        from aerec_cli.cli.evaluate import compare_runs, parse_names
+
         chosen = parse_names(names) if names is not None else None
         compare_runs(ctx.obj, chosen, k or "10", relevant, fmt)
         return
