@@ -40,7 +40,6 @@ from aerec_cli.scoring.scorer import Served, open_run
 MIN_RATINGS = 3  # usable ratings a new user needs before the model (not popularity) ranks
 POPULARITY_DAMPING = 10.0  # m in (sum + m * mean) / (count + m)
 EXPLAIN_TOP = 3  # rated items listed per recommended item
-ENTRY_CHUNK = 1 << 12  # ratings per step when reconstructing the train split
 USER_CHUNK = 256  # users per step of --all-users
 
 EXPLAIN_METHODS = {
@@ -453,25 +452,9 @@ def reconstruction_errors(served: Served) -> tuple[np.ndarray, np.ndarray, np.nd
     indices = served.arrays["train.indices"].astype(np.int64)
     data = served.arrays["train.data"].astype(np.float64)
     users = np.repeat(np.arange(served.n_users), np.diff(indptr))
-    predicted = np.empty(len(data))
-    out_weight, out_bias = served.output_layer
-    if served.orientation == "item":
-        hidden = served.arrays["item_hidden"]  # items x h; output unit u is user u
-        for lo in range(0, len(data), ENTRY_CHUNK):
-            u, i = users[lo : lo + ENTRY_CHUNK], indices[lo : lo + ENTRY_CHUNK]
-            dot = np.einsum("ij,ij->i", out_weight[u], hidden[i])
-            predicted[lo : lo + ENTRY_CHUNK] = dot + out_bias[u]
-    else:
-        served.prepare_all_users()
-        for start in range(0, served.n_users, USER_CHUNK):
-            stop = min(start + USER_CHUNK, served.n_users)
-            lo, hi = int(indptr[start]), int(indptr[stop])
-            hidden = served.user_hidden(np.arange(start, stop))
-            local, i = users[lo:hi] - start, indices[lo:hi]
-            dot = np.einsum("ij,ij->i", hidden[local], out_weight[i])
-            predicted[lo:hi] = dot + out_bias[i]
-    error = (np.clip(predicted, *served.scale) - data) ** 2
-    return users, indices, error
+    served.prepare_all_users()
+    predicted = np.clip(served.raw_pairs(users, indices), *served.scale)
+    return users, indices, (predicted - data) ** 2
 
 
 def outliers(

@@ -46,6 +46,9 @@ CHUNK_ENTRIES = 1 << 12
 # Above this many entries a sparse product goes to scipy.sparse (about 10x faster, but its
 # import costs about 0.2 s, more than one user's few hundred ratings take with numpy).
 SCIPY_ABOVE = 1 << 16
+# Pairs per step of pair predictions, and users per block of user-oriented hidden layers.
+PAIR_CHUNK = 1 << 12
+USER_CHUNK = 256
 # Regularisation of the bias baseline (as baselines.BiasBaseline's defaults).
 REG_USER = 15.0
 
@@ -454,6 +457,45 @@ class Served:
         cold = ~self.user_seen[users][:, None] | ~self.item_seen[None, :]
         scores = np.where(cold, self.baseline_block(users), raw)
         return np.clip(scores, *self.scale) if clip else scores
+
+    def predict(self, users: np.ndarray, items: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Predicted stars for (user, item) index pairs, with the bias-baseline fallback for
+        users or items without training ratings; the one path every command's pairs take."""
+        users = np.asarray(users, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        raw = self.raw_pairs(users, items)
+        cold = ~(self.user_seen[users] & self.item_seen[items])
+        mean = float(self.arrays["baseline.mean"][0])
+        baseline = (
+            mean
+            + self.arrays["baseline.user_bias"][users]
+            + self.arrays["baseline.item_bias"][items]
+        )
+        scores = np.where(cold, baseline, raw)
+        return np.clip(scores, *self.scale) if clip else scores
+
+    def raw_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The autoencoder's own outputs at (user, item) index pairs, unclipped: the output
+        unit of the pair's column, from the last hidden layer of the pair's row."""
+        out_weight, out_bias = self.output_layer
+        predicted = np.empty(len(users), dtype=np.float64)
+        if self.orientation == "item":
+            hidden = self.arrays["item_hidden"]  # items x h; output unit u is user u
+            for lo in range(0, len(users), PAIR_CHUNK):
+                u, i = users[lo : lo + PAIR_CHUNK], items[lo : lo + PAIR_CHUNK]
+                dot = np.einsum("ij,ij->i", out_weight[u], hidden[i])
+                predicted[lo : lo + PAIR_CHUNK] = dot + out_bias[u]
+            return predicted
+        order = np.argsort(users, kind="stable")
+        rows = np.unique(users)
+        for start in range(0, len(rows), USER_CHUNK):
+            block = rows[start : start + USER_CHUNK]
+            lo, hi = np.searchsorted(users[order], [block[0], block[-1] + 1])
+            picked = order[lo:hi]
+            hidden = self.user_hidden(block)[np.searchsorted(block, users[picked])]
+            i = items[picked]
+            predicted[picked] = np.einsum("ij,ij->i", hidden, out_weight[i]) + out_bias[i]
+        return predicted
 
     def raw_block(self, users: np.ndarray) -> np.ndarray:
         """The autoencoder's own outputs for known users (users x items), unclipped."""
