@@ -2,7 +2,7 @@
 and never an unpickled object.
 
 Every command that loads a run (evaluate, recommend, similar, embed, outliers) is checked
-against each kind of damage. A damaged ``scorer.safetensors`` (a cache) is rebuilt.
+against each kind of damage. A damaged or foreign ``serving.safetensors`` (derived from the weights) is rebuilt.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import torch
 
 from aerec_cli.errors import AerecError
-from aerec_cli.scoring import scorer
+from aerec_cli.scoring import serving_file
 from aerec_cli.storage import dataset_store, run_store
 from tests.helpers import assert_clean_error, ok, run_cli
 
@@ -131,7 +131,7 @@ def test_weights_of_another_size_in_a_run_without_checksums(home):
     shutil.copy(home / "runs" / "wide" / "model.safetensors", run_file(home, "model.safetensors"))
     drop_checksums(home)
     assert_clean_error(run_cli(home, "evaluate", "--run", "r"), "cannot be loaded", "train again")
-    run_file(home, scorer.FILENAME).unlink()  # recommend must now read the weights
+    run_file(home, serving_file.FILENAME).unlink()  # recommend must now read the weights
     assert_clean_error(run_cli(home, "recommend", "--user", "1", "--run", "r"), "cannot be loaded")
 
 
@@ -163,7 +163,7 @@ def test_config_whose_model_spec_is_wrong(home):
     config = json.loads(path.read_text())
     config["model"] = {"kind": "nosuch"}
     path.write_text(json.dumps(config))
-    run_file(home, scorer.FILENAME).unlink()
+    run_file(home, serving_file.FILENAME).unlink()
     assert_clean_error(run_cli(home, "evaluate", "--run", "r"), "nosuch")
     assert_clean_error(run_cli(home, "recommend", "--user", "1", "--run", "r"), "nosuch")
 
@@ -213,7 +213,7 @@ def recommend_json(home: Path) -> dict:
 )
 def test_a_damaged_serving_file_is_rebuilt_and_scores_the_same(home, damage):
     before = recommend_json(home)
-    path = run_file(home, scorer.FILENAME)
+    path = run_file(home, serving_file.FILENAME)
     data = bytearray(path.read_bytes())
     if damage == "truncated":
         data = data[: len(data) // 2]
@@ -236,7 +236,7 @@ def test_a_damaged_serving_file_is_rebuilt_and_scores_the_same(home, damage):
 
 
 def test_an_intact_serving_file_is_not_rebuilt(home):
-    path = run_file(home, scorer.FILENAME)
+    path = run_file(home, serving_file.FILENAME)
     stamp = path.stat().st_mtime_ns
     result = ok(run_cli(home, "recommend", "--user", "3", "--run", "r"))
     assert "preparing" not in result.stderr
@@ -249,7 +249,7 @@ def test_an_intact_serving_file_is_not_rebuilt(home):
 def test_weights_replaced_by_a_torch_pickle_are_refused_unread(home, tmp_path):
     sentinel = tmp_path / "unpickled"
     torch.save({"encoder.0.weight": Trap(sentinel)}, run_file(home, "model.safetensors"))
-    run_file(home, scorer.FILENAME).unlink()
+    run_file(home, serving_file.FILENAME).unlink()
     assert_every_command_fails(home, "damaged")
     drop_checksums(home)  # and without a checksum, safetensors refuses the pickle itself
     assert_every_command_fails(home, "cannot be loaded")
@@ -259,7 +259,7 @@ def test_weights_replaced_by_a_torch_pickle_are_refused_unread(home, tmp_path):
 def test_a_serving_file_replaced_by_a_pickle_is_rebuilt_unread(home, tmp_path):
     sentinel = tmp_path / "unpickled"
     before = recommend_json(home)
-    run_file(home, scorer.FILENAME).write_bytes(pickle.dumps(Trap(sentinel)))
+    run_file(home, serving_file.FILENAME).write_bytes(pickle.dumps(Trap(sentinel)))
     assert recommend_json(home) == before
     assert not sentinel.exists()
 
@@ -312,3 +312,15 @@ def test_the_package_has_no_unpickling_call():
         for match in UNPICKLERS.finditer(path.read_text(encoding="utf-8"))
     ]
     assert found == []
+
+
+def test_another_runs_serving_file_is_rebuilt_not_served(home):
+    """The serving file records the digest of the weights it came from: run wide's file
+    copied into run r is detected, and r serves its own list."""
+    own = ok(run_cli(home, "recommend", "--user", "1", "--run", "r", "--format", "json")).json()
+    shutil.copy(
+        home / "runs" / "wide" / serving_file.FILENAME, run_file(home, serving_file.FILENAME)
+    )
+    again = run_cli(home, "recommend", "--user", "1", "--run", "r", "--format", "json")
+    assert ok(again).json() == own
+    assert "preparing run r" in again.stderr

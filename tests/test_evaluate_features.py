@@ -16,17 +16,17 @@ import sys
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
 from rich.console import Console
 
 from aerec_cli.cli import output
 from aerec_cli.evaluation import evaluator
-from aerec_cli.evaluation.evaluator import (
+from aerec_cli.evaluation.metrics import (
     popularity_ranker,
     ranking_metrics,
-    top_k,
     user_ranking_metrics,
 )
+from aerec_cli.models.baselines import BiasBaseline
+from aerec_cli.scoring.topk import top_k
 from aerec_cli.storage import dataset_store
 from tests.helpers import assert_clean_error, ok, run_cli
 
@@ -158,7 +158,7 @@ def test_no_relevant_user_gives_no_values():
 
 @pytest.mark.parametrize("run", ["item-run", "user-run"])
 def test_block_scores_match_user_scores(trained, run):
-    scorer = evaluator.load_for_scoring(trained, run, torch.device("cpu")).scorer
+    scorer = evaluator.load_for_scoring(trained, run).scorer
     users = np.array([0, 5, 29])
     block = scorer.block_scores(users)
     for row, user in enumerate(users):
@@ -219,10 +219,10 @@ def test_ranking_matches_a_per_user_recomputation(trained, run):
     report = evaluate_json(trained, "--run", run, "--k", "3,10")
     dataset = dataset_store.load(trained, "ml1m")
     train, test = dataset.train, dataset.test
-    scorer = evaluator.load_for_scoring(trained, run, torch.device("cpu")).scorer
+    scorer = evaluator.load_for_scoring(trained, run).scorer
     model = scorer.block_scores(np.arange(train.shape[0]), clip=False)
     counts = np.bincount(train.indices, minlength=train.shape[1])
-    bias = scorer.baseline
+    bias = BiasBaseline.fit(train)
     expected = {
         "model": lambda u: model[u],
         "popularity": lambda u: counts,
@@ -240,7 +240,7 @@ def test_recommendations_never_hit_training_items(trained):
     # With everything rated in training marked relevant, no list may hit anything: the
     # metrics are over candidates that exclude training items.
     dataset = dataset_store.load(trained, "ml1m")
-    scorer = evaluator.load_for_scoring(trained, "item-run", torch.device("cpu")).scorer
+    scorer = evaluator.load_for_scoring(trained, "item-run").scorer
     rankers = {"model": lambda users: scorer.block_scores(users, clip=False)}
     _, results = ranking_metrics(rankers, dataset.train, dataset.train, 1, [10])
     assert results["model"]["hit_rate@10"] == 0

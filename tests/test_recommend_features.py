@@ -16,9 +16,8 @@ import pandas as pd
 import pytest
 import torch
 
-from aerec_cli.evaluation import evaluator
-from aerec_cli.scoring import scorer
-from aerec_cli.storage import run_store
+from aerec_cli.scoring import network, scorer, serving_file
+from aerec_cli.storage import dataset_store, run_store
 from tests import fixtures
 from tests.helpers import assert_clean_error, ok, run_cli, stored_ratings
 
@@ -76,38 +75,49 @@ def item_index(home) -> dict[str, int]:
 
 def test_training_writes_the_serving_file(trained):
     for run in RUNS:
-        assert (trained / "runs" / run / scorer.FILENAME).is_file()
+        assert (trained / "runs" / run / serving_file.FILENAME).is_file()
 
 
 @pytest.mark.parametrize("run", RUNS)
-def test_numpy_scores_equal_the_torch_scorer(trained, run):
-    scorer = evaluator.load_for_scoring(trained, run, CPU).scorer
+def test_numpy_scores_equal_the_torch_model(trained, run):
+    """The numpy scorer every command uses gives the torch network's own reconstruction."""
     served = scorer.open_run(trained, run)
+    model = served.run.load_model(CPU)
+    train = dataset_store.load(trained, "ml1m").train.toarray()
+    with torch.no_grad():
+        if served.orientation == "item":
+            expected = model(torch.from_numpy(train.T)).numpy().T
+        else:
+            expected = model(torch.from_numpy(train)).numpy()
     users = np.arange(served.n_users)
-    expected = np.stack([scorer.user_scores(u) for u in users])
-    np.testing.assert_allclose(served.block_scores(users), expected, atol=1e-4)
+    warm = served.user_seen[:, None] & served.item_seen[None, :]
+    got = served.block_scores(users, clip=False)
+    np.testing.assert_allclose(got[warm], expected[warm], atol=1e-4)
+    rows, cols = np.nonzero(warm)
+    np.testing.assert_allclose(served.predict(rows, cols, clip=False), expected[warm], atol=1e-4)
     for user in (0, 7, 29):
-        np.testing.assert_allclose(served.user_scores(user), expected[user], atol=1e-4)
+        np.testing.assert_allclose(served.user_scores(user), np.clip(got[user], 1, 5), atol=1e-6)
     # ... and what the CLI prints is those scores.
     result = rec(trained, "--user", "8", "--top", "40", "--run", run, "--include-rated")
     index = item_index(trained)
     user = served.user_index("8")
+    scores = served.user_scores(user)
     for entry in result["items"]:
-        assert entry["score"] == pytest.approx(expected[user, index[entry["item"]]], abs=1e-3)
+        assert entry["score"] == pytest.approx(scores[index[entry["item"]]], abs=1e-4)
 
 
 def test_a_run_without_the_serving_file_gets_it_on_first_use(scratch):
     before = rec(scratch, "--user", "3", "--run", "item-run")
-    (scratch / "runs" / "item-run" / scorer.FILENAME).unlink()
+    (scratch / "runs" / "item-run" / serving_file.FILENAME).unlink()
     result = run_cli(scratch, "recommend", "--user", "3", "--run", "item-run", "--format", "json")
     ok(result)
     assert json.loads(result.stdout) == before
-    assert (scratch / "runs" / "item-run" / scorer.FILENAME).is_file()
+    assert (scratch / "runs" / "item-run" / serving_file.FILENAME).is_file()
 
 
 def test_a_damaged_serving_file_is_rebuilt(scratch):
     before = rec(scratch, "--user", "3")
-    (scratch / "runs" / "user-run" / scorer.FILENAME).write_bytes(b"not safetensors")
+    (scratch / "runs" / "user-run" / serving_file.FILENAME).write_bytes(b"not safetensors")
     assert rec(scratch, "--user", "3") == before
 
 
@@ -282,7 +292,7 @@ def test_item_orientation_fold_in_is_the_ridge_fit(trained, train_frame):
     hidden = served.arrays["item_hidden"].astype(np.float64)
     weights, biases = [a[served.user_seen] for a in served.output_layer]
     val_rmse = served.run.metrics["val_rmse"]
-    weight, bias = scorer.fold_in(hidden[cols], stars, weights, biases, val_rmse)
+    weight, bias = network.fold_in(hidden[cols], stars, weights, biases, val_rmse)
     # The fitted unit explains the ratings better than the prior (the mean trained unit).
     prior = hidden[cols] @ weights.mean(0) + biases.mean()
     fitted = hidden[cols] @ weight + bias
@@ -619,7 +629,7 @@ def test_new_commands_after_a_re_ingest(scratch, sources):
 
 @pytest.mark.parametrize("scipy_above", [0, 10**9])
 def test_sparse_product_with_scipy_and_numpy(monkeypatch, scipy_above):
-    """scorer.sparse_dot: scipy for many entries, numpy chunks for few; same numbers, also
+    """network.sparse_dot: scipy for many entries, numpy chunks for few; same numbers, also
     for a slice of rows (indptr not starting at 0) and empty rows."""
     rng = np.random.default_rng(0)
     dense = (rng.random((50, 30)) * (rng.random((50, 30)) < 0.2)).astype(np.float32)
@@ -627,10 +637,10 @@ def test_sparse_product_with_scipy_and_numpy(monkeypatch, scipy_above):
     rows, cols = np.nonzero(dense)
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=50))])
     table = rng.random((30, 5)).astype(np.float32)
-    monkeypatch.setattr(scorer, "SCIPY_ABOVE", scipy_above)
-    monkeypatch.setattr(scorer, "CHUNK_ENTRIES", 7)
-    whole = scorer.sparse_dot(indptr, cols, dense[rows, cols], table)
+    monkeypatch.setattr(network, "SCIPY_ABOVE", scipy_above)
+    monkeypatch.setattr(network, "CHUNK_ENTRIES", 7)
+    whole = network.sparse_dot(indptr, cols, dense[rows, cols], table)
     np.testing.assert_allclose(whole, dense @ table, rtol=1e-5, atol=1e-6)
     lo = indptr[10]
-    part = scorer.sparse_dot(indptr[10:22], cols[lo:], dense[rows, cols][lo:], table)
+    part = network.sparse_dot(indptr[10:22], cols[lo:], dense[rows, cols][lo:], table)
     np.testing.assert_allclose(part, dense[10:21] @ table, rtol=1e-5, atol=1e-6)

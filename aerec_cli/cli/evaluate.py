@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from aerec_cli.cli import output
-from aerec_cli.cli.app import Settings, app
+from aerec_cli.cli.app import Settings, app, check_scoring_device
 from aerec_cli.cli.output import OutputFormat
 from aerec_cli.errors import AerecError
 
@@ -155,13 +155,12 @@ def compare_runs(
             else:
                 settings.note(f"no runs in {settings.home}; train one: aerec train")
             return
-    device = settings.torch_device()
+    check_scoring_device(settings)
     reports, problems = evaluator.evaluate_runs(
         settings.home,
         names,
-        device,
-        ks,
-        relevant,
+        ks=ks,
+        relevant=relevant,
         skip_broken=every,
         on_run=lambda name: settings.note(f"evaluating {name} ..."),
     )
@@ -197,7 +196,8 @@ def evaluate(
             raise AerecError("use --run NAME for one run or --runs A,B,C for several, not both")
         compare_runs(ctx.obj, parse_names(names), k, relevant, fmt)
         return
-    report = evaluator.evaluate_run(ctx.obj.home, run, ctx.obj.torch_device(), ks, relevant)
+    check_scoring_device(ctx.obj)
+    report = evaluator.evaluate_run(ctx.obj.home, run, ks=ks, relevant=relevant, note=ctx.obj.note)
     if fmt is OutputFormat.json:
         output.print_json(report)
     else:

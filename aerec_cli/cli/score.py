@@ -82,8 +82,6 @@ def recommend(
     from aerec_cli.storage import exports
 
     settings: Settings = ctx.obj
-    if top < 1:
-        raise AerecError(f"--top must be at least 1, not {top}")
     check_scoring_device(settings)
     new_user = bool(rate) or ratings_file is not None
     modes = [m for m, on in (("--user", user is not None), ("--rate/--ratings-file", new_user),
@@ -109,14 +107,16 @@ def recommend(
     if all_users:
         _recommend_all(settings, output_file, top, run, include_rated)
         return
+    options = dict(
+        top=top, run=run, include_rated=include_rated, explain=explain, note=settings.note
+    )
     if new_user:
         pairs = recommendations.read_ratings_file(ratings_file) if ratings_file else []
         if ratings_file and not pairs:
             output.warn(f"ratings file {ratings_file} holds no ratings")
         pairs += [recommendations.parse_rate(text) for text in rate or []]
-        result, warnings = recommendations.recommend_for_new_user(
-            pairs, settings.home, top, run, include_rated, explain, settings.note
-        )
+        listing, warnings = recommendations.recommend_for_new_user(pairs, settings.home, **options)
+        result = listing.to_dict()
         for warning in warnings:
             output.warn(warning)
         if result["method"] == "popularity":
@@ -124,9 +124,7 @@ def recommend(
         else:
             who = f"a new user with {result['ratings_used']} ratings"
     else:
-        result = recommendations.recommend_for_user(
-            user, settings.home, None, top, run, include_rated, explain, settings.note
-        )
+        result = recommendations.recommend_for_user(user, settings.home, **options).to_dict()
         who = f"user {result['user']}"
     if output_file is not None:
         columns = {
@@ -183,7 +181,12 @@ def _recommend_all(settings: Settings, path: Path, top: int, run, include_rated:
             progress.update(task, completed=done, total=total)
 
         served, columns = recommendations.recommend_all_users(
-            settings.home, top, run, include_rated, advance, settings.note
+            settings.home,
+            top=top,
+            run=run,
+            include_rated=include_rated,
+            on_progress=advance,
+            note=settings.note,
         )
     n_rows = exports.write_columns(path, columns)
     settings.note(
@@ -205,10 +208,10 @@ def similar(
     Item-oriented runs compare the encoder codes of the items' rating vectors; user-oriented
     runs compare the items' rows of the output layer.
     """
-    from aerec_cli.scoring import recommendations
+    from aerec_cli.scoring.items import similar_items
 
     check_scoring_device(ctx.obj)
-    result = recommendations.similar_items(item, ctx.obj.home, top, run, ctx.obj.note)
+    result = similar_items(item, ctx.obj.home, top=top, run=run, note=ctx.obj.note).to_dict()
     if fmt is ListFormat.json:
         output.print_json(result)
     elif fmt is ListFormat.csv:
@@ -238,12 +241,12 @@ def embed(
     Item-oriented runs: the encoder code of each item's rating vector. User-oriented runs: each
     item's row of the output layer.
     """
-    from aerec_cli.scoring import recommendations
+    from aerec_cli.scoring.items import item_embeddings
     from aerec_cli.storage import exports
 
     exports.file_format(output_file)
     check_scoring_device(ctx.obj)
-    served, columns = recommendations.item_embeddings(ctx.obj.home, run, ctx.obj.note)
+    served, columns = item_embeddings(ctx.obj.home, run=run, note=ctx.obj.note)
     n_rows = exports.write_columns(output_file, columns)
     ctx.obj.note(
         f"wrote {n_rows:,} items x {len(columns) - 2} dims ({served.item_code_name}, run "
@@ -271,10 +274,13 @@ def outliers(
     The whole train split is fed through the model; each row's score is the RMSE of its
     reconstructed training ratings (clipped to the rating scale).
     """
-    from aerec_cli.scoring import recommendations
+    from aerec_cli.scoring.outliers import find_outliers
 
     check_scoring_device(ctx.obj)
-    result = recommendations.outliers(ctx.obj.home, top, by, run, min_ratings, ctx.obj.note)
+    found = find_outliers(
+        ctx.obj.home, top=top, by=by, run=run, min_ratings=min_ratings, note=ctx.obj.note
+    )
+    result = found.to_dict()
     key = result["by"]
     fields = [key] + (["title"] if key == "item" else []) + ["ratings", "mean_rating", "rmse"]
     if fmt is ListFormat.json:

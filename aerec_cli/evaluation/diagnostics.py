@@ -9,7 +9,7 @@ import torch
 
 from aerec_cli.models.autoencoders import ContractiveAutoencoder, RatingAutoencoder
 from aerec_cli.models.batches import SparseRows
-from aerec_cli.scoring.torch_inference import predict_entries
+from aerec_cli.training.session import predict_entries
 
 
 @torch.no_grad()

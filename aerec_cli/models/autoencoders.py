@@ -17,6 +17,7 @@ from torch import nn
 
 from aerec_cli.errors import AerecError
 from aerec_cli.models.batches import SparseBatch
+from aerec_cli.models.network import hidden_path
 
 # A batch whose share of observed entries is above 1/DENSE_BELOW is computed densely: for such
 # batches a matrix product is faster than per-rating gathers, and the result is the same.
@@ -89,9 +90,14 @@ class RatingAutoencoder(nn.Module):
             code = torch.sigmoid(layer(code))
         return code
 
+    def code_and_hidden(self, x: torch.Tensor | SparseBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(code, last hidden layer) of each row: the forward pass that numpy scoring shares."""
+        rest = [(layer.weight, layer.bias) for layer in [*self.encoder[1:], *self.decoder]]
+        return hidden_path(self.encoder[0](x), rest, torch.sigmoid, len(self.encoder))
+
     def forward(self, x: torch.Tensor | SparseBatch) -> torch.Tensor:
         """Full reconstruction of each row (dense: rows x inputs). For small data and tests."""
-        return self.output(self.penultimate(self.encode(x)))
+        return self.output(self.code_and_hidden(x)[1])
 
     def output_at(self, hidden: torch.Tensor, row: torch.Tensor, col: torch.Tensor):
         """Output unit ``col`` of batch row ``row`` only: cost per requested entry."""

@@ -35,7 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from aerec_cli.errors import AerecError
+from aerec_cli.scoring.results import Reason, Recommendations, Recommended
 from aerec_cli.scoring.scorer import Served, open_run
+from aerec_cli.scoring.topk import best_items, check_top
 
 MIN_RATINGS = 3  # usable ratings a new user needs before the model (not popularity) ranks
 POPULARITY_DAMPING = 10.0  # m in (sum + m * mean) / (count + m)
@@ -48,36 +50,15 @@ EXPLAIN_METHODS = {
 }
 
 
-def top_n(scores: np.ndarray, exclude: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the n best scores, best first, skipping ``exclude``; ties go to the lower
-    index, so the order does not depend on how the scores were computed."""
-    scores = np.asarray(scores, dtype=np.float64).copy()
-    scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
-    n = min(n, int(np.isfinite(scores).sum()))
-    if n <= 0:
-        return np.empty(0, dtype=np.int64)
-    kth = np.partition(scores, len(scores) - n)[len(scores) - n]
-    candidates = np.flatnonzero(scores >= kth)
-    order = np.lexsort((candidates, -scores[candidates]))
-    return candidates[order[:n]]
-
-
-def _check_top(top: int) -> None:
-    if top < 1:
-        raise AerecError(f"--top must be at least 1, not {top}")
-
-
-def _entry(served: Served, index: int, score: float, rated: dict[int, float] | None) -> dict:
+def _entry(served: Served, index: int, score: float, rated: dict[int, float]) -> Recommended:
     items = served.items
-    entry = {
-        "item": items.ids[index],
-        "title": items.title(index),
-        "genres": items.genres[index],
-        "score": round(float(score), 4),
-    }
-    if rated is not None:  # include_rated: the user's own rating, or None
-        entry["rating"] = rated.get(int(index))
-    return entry
+    return Recommended(
+        item=items.ids[index],
+        title=items.title(index),
+        genres=items.genres[index],
+        score=round(float(score), 4),
+        rating=rated.get(int(index)),
+    )
 
 
 # --- known users ---------------------------------------------------------------------------
@@ -86,30 +67,28 @@ def _entry(served: Served, index: int, score: float, rated: dict[int, float] | N
 def recommend_for_user(
     user: str,
     home: Path,
-    device=None,
+    *,
     top: int = 10,
     run: str | None = None,
     include_rated: bool = False,
     explain: bool = False,
     note: Callable[[str], None] | None = None,
-) -> dict:
-    """The user's top-N items (unrated ones unless ``include_rated``) with predicted stars.
-
-    ``device`` is accepted for compatibility and unused: scoring runs on numpy.
-    """
-    _check_top(top)
+) -> Recommendations:
+    """The user's top-N items (unrated ones unless ``include_rated``) with predicted stars."""
+    check_top(top)
     served = open_run(home, run, note)
     index = served.user_index(user)
     scores = served.user_scores(index)
     cols, stars = served.user_ratings(index)
-    best = top_n(scores, [] if include_rated else cols, top)
-    rated = {int(c): float(s) for c, s in zip(cols, stars)} if include_rated else None
-    result = {
-        "user": str(user).strip(),
-        "run": served.run.name,
-        "method": "model",
-        "items": [_entry(served, i, scores[i], rated) for i in best],
-    }
+    best = best_items(scores, [] if include_rated else cols, top)
+    rated = {int(c): float(s) for c, s in zip(cols, stars)}
+    result = Recommendations(
+        run=served.run.name,
+        method="model",
+        items=[_entry(served, i, scores[i], rated) for i in best],
+        user=str(user).strip(),
+        include_rated=include_rated,
+    )
     if explain:
         _add_explanations(served, result, best, cols, stars)
     return result
@@ -192,17 +171,18 @@ def read_ratings_file(path: str | Path) -> list[tuple[str, float]]:
 def recommend_for_new_user(
     ratings: Iterable[tuple[str, float]],
     home: Path,
+    *,
     top: int = 10,
     run: str | None = None,
     include_rated: bool = False,
     explain: bool = False,
     note: Callable[[str], None] | None = None,
-) -> tuple[dict, list[str]]:
+) -> tuple[Recommendations, list[str]]:
     """Top-N for someone not in the data, from their ratings (raw item ids). No retraining.
 
     Returns the result and warnings (unknown or unusable items, repeated items).
     """
-    _check_top(top)
+    check_top(top)
     ratings = list(ratings)
     served = open_run(home, run, note)
     low, high = served.scale
@@ -247,18 +227,18 @@ def recommend_for_new_user(
     else:
         method = "popularity"
         scores = popularity_scores(served)
-    best = top_n(scores, [] if include_rated else cols, top)
-    rated = {int(c): float(s) for c, s in zip(cols, stars)} if include_rated else None
-    result = {
-        "user": None,
-        "run": served.run.name,
-        "method": method,
-        "ratings_used": n_usable,
-        "items": [_entry(served, i, scores[i], rated) for i in best],
-    }
+    best = best_items(scores, [] if include_rated else cols, top)
+    rated = {int(c): float(s) for c, s in zip(cols, stars)}
+    result = Recommendations(
+        run=served.run.name,
+        method=method,
+        items=[_entry(served, i, scores[i], rated) for i in best],
+        ratings_used=n_usable,
+        include_rated=include_rated,
+    )
     if method == "popularity":
         plural = "" if n_usable == 1 else "s"
-        result["note"] = (
+        result.note = (
             f"damped popularity: only {n_usable} usable rating{plural}, the model needs "
             f"{MIN_RATINGS}; items ranked by (sum of ratings + {POPULARITY_DAMPING:g} x global "
             f"mean) / (count + {POPULARITY_DAMPING:g})"
@@ -266,9 +246,7 @@ def recommend_for_new_user(
     if explain and method == "model":
         _add_explanations(served, result, best, cols[usable], stars[usable])
     elif explain:
-        result["explain_method"] = "popularity: no explanation from the model"
-        for entry in result["items"]:
-            entry["because"] = []
+        result.explain_method = "popularity: no explanation from the model"
     return result, warnings
 
 
@@ -288,17 +266,21 @@ def popularity_scores(served: Served, damping: float = POPULARITY_DAMPING) -> np
 
 
 def _add_explanations(
-    served: Served, result: dict, best: np.ndarray, cols: np.ndarray, stars: np.ndarray
+    served: Served,
+    result: Recommendations,
+    best: np.ndarray,
+    cols: np.ndarray,
+    stars: np.ndarray,
 ) -> None:
-    result["explain_method"] = EXPLAIN_METHODS[served.orientation]
+    result.explain_method = EXPLAIN_METHODS[served.orientation]
     because = explain_items(served, best, cols, stars)
-    for entry, reasons in zip(result["items"], because):
-        entry["because"] = reasons
+    for entry, reasons in zip(result.items, because):
+        entry.because = reasons
 
 
 def explain_items(
     served: Served, targets: np.ndarray, cols: np.ndarray, stars: np.ndarray
-) -> list[list[dict]]:
+) -> list[list[Reason]]:
     """For each target item, the rated items (cols, stars) that weigh most in its score."""
     targets = np.asarray(targets, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
@@ -327,17 +309,16 @@ def explain_items(
             explained.append([])
             continue
         order = np.lexsort((cols, -np.abs(row)))[:EXPLAIN_TOP]
-        reasons = []
-        for k in order:
-            reason = {
-                "item": items.ids[cols[k]],
-                "title": items.title(cols[k]),
-                "rating": float(stars[k]),
-                "effect": round(float(row[k]), 4),
-            }
-            if extra is not None:
-                reason["similarity"] = round(float(extra[t, k]), 4)
-            reasons.append(reason)
+        reasons = [
+            Reason(
+                item=items.ids[cols[k]],
+                title=items.title(cols[k]),
+                rating=float(stars[k]),
+                effect=round(float(row[k]), 4),
+                similarity=None if extra is None else round(float(extra[t, k]), 4),
+            )
+            for k in order
+        ]
         explained.append(reasons)
     return explained
 
@@ -350,6 +331,7 @@ ALL_USERS_COLUMNS = ("user", "rank", "item", "title", "score")
 
 def recommend_all_users(
     home: Path,
+    *,
     top: int = 10,
     run: str | None = None,
     include_rated: bool = False,
@@ -357,7 +339,7 @@ def recommend_all_users(
     note: Callable[[str], None] | None = None,
 ) -> tuple[Served, dict[str, list]]:
     """Top-N of every user of the run's dataset, as columns user, rank, item, title, score."""
-    _check_top(top)
+    check_top(top)
     served = open_run(home, run, note)
     columns: dict[str, list] = {name: [] for name in ALL_USERS_COLUMNS}
     user_ids, item_ids = served.user_ids, served.items.ids
@@ -371,7 +353,7 @@ def recommend_all_users(
         scores = served.block_scores(users)
         for row, user in enumerate(users):
             rated = [] if include_rated else indices[indptr[user] : indptr[user + 1]]
-            best = top_n(scores[row], rated, top)
+            best = best_items(scores[row], rated, top)
             uid = user_ids[user]
             columns["user"].extend([uid] * len(best))
             columns["rank"].extend(range(1, len(best) + 1))
@@ -381,122 +363,3 @@ def recommend_all_users(
         if on_progress is not None:
             on_progress(int(users[-1]) + 1, n_users)
     return served, columns
-
-
-# --- items ---------------------------------------------------------------------------------
-
-
-def similar_items(
-    item: str,
-    home: Path,
-    top: int = 10,
-    run: str | None = None,
-    note: Callable[[str], None] | None = None,
-) -> dict:
-    """The items nearest to ``item`` by cosine similarity of the learned item representation."""
-    _check_top(top)
-    served = open_run(home, run, note)
-    index = served.item_index(item)
-    if index is None:
-        raise served.unknown_item(item)
-    seen = served.item_seen
-    if not seen[index]:
-        raise AerecError(
-            f"item {str(item).strip()} ({served.items.title(index)}) has no ratings in the train "
-            f"split of {served.dataset}, so run {served.run.name} learned nothing about it"
-        )
-    unit = served.unit_codes()
-    similarity = unit @ unit[index]
-    exclude = np.flatnonzero(~seen)
-    best = top_n(similarity, np.append(exclude, index), top)
-    items = served.items
-    return {
-        "item": items.ids[index],
-        "title": items.title(index),
-        "run": served.run.name,
-        "representation": served.item_code_name,
-        "items": [
-            {
-                "item": items.ids[i],
-                "title": items.title(i),
-                "genres": items.genres[i],
-                "similarity": round(float(similarity[i]), 4),
-            }
-            for i in best
-        ],
-    }
-
-
-def item_embeddings(
-    home: Path, run: str | None = None, note: Callable[[str], None] | None = None
-) -> tuple[Served, dict[str, list]]:
-    """Columns item, title, code_0..code_{k-1}: the learned code of every item."""
-    served = open_run(home, run, note)
-    codes = served.item_codes()
-    columns: dict[str, list] = {
-        "item": list(served.items.ids),
-        "title": [served.items.titles[i] for i in range(served.n_items)],
-    }
-    for k in range(codes.shape[1]):
-        columns[f"code_{k}"] = codes[:, k].astype(np.float64).tolist()
-    return served, columns
-
-
-# --- outliers ------------------------------------------------------------------------------
-
-
-def reconstruction_errors(served: Served) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(user, item, squared error) of every training rating, reconstructed from the whole
-    train split as input and clipped to the rating scale."""
-    indptr = served.arrays["train.indptr"]
-    indices = served.arrays["train.indices"].astype(np.int64)
-    data = served.arrays["train.data"].astype(np.float64)
-    users = np.repeat(np.arange(served.n_users), np.diff(indptr))
-    served.prepare_all_users()
-    predicted = np.clip(served.raw_pairs(users, indices), *served.scale)
-    return users, indices, (predicted - data) ** 2
-
-
-def outliers(
-    home: Path,
-    top: int = 10,
-    by: str | None = None,
-    run: str | None = None,
-    min_ratings: int = 1,
-    note: Callable[[str], None] | None = None,
-) -> dict:
-    """The users (or items) whose training ratings the model reconstructs worst (RMSE)."""
-    _check_top(top)
-    if min_ratings < 1:
-        raise AerecError(f"--min-ratings must be at least 1, not {min_ratings}")
-    served = open_run(home, run, note)
-    by = by or served.orientation
-    if by not in ("user", "item"):
-        raise AerecError(f"--by must be user or item, not {by!r}")
-    users, items, error = reconstruction_errors(served)
-    data = served.arrays["train.data"].astype(np.float64)
-    keys, size = (users, served.n_users) if by == "user" else (items, served.n_items)
-    counts = np.bincount(keys, minlength=size)
-    sums = np.bincount(keys, error, minlength=size)
-    means = np.bincount(keys, data, minlength=size) / np.maximum(counts, 1)
-    rmse = np.sqrt(sums / np.maximum(counts, 1))
-    eligible = counts >= min_ratings
-    best = top_n(np.where(eligible, rmse, -np.inf), np.flatnonzero(~eligible), top)
-    rows = []
-    for index in best:
-        row = {by: served.user_ids[index] if by == "user" else served.items.ids[index]}
-        if by == "item":
-            row["title"] = served.items.title(index)
-        row.update(
-            ratings=int(counts[index]),
-            mean_rating=round(float(means[index]), 4),
-            rmse=round(float(rmse[index]), 4),
-        )
-        rows.append(row)
-    return {
-        "run": served.run.name,
-        "by": by,
-        "train_rmse": round(float(np.sqrt(error.mean())) if len(error) else 0.0, 4),
-        "min_ratings": min_ratings,
-        "rows": rows,
-    }

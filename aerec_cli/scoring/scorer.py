@@ -1,23 +1,11 @@
-"""Scoring without torch or pandas: what a run keeps in ``RUN/serving.safetensors``, and the
-numpy forward pass that reads it.
+"""A trained run ready to score with numpy: the one scoring path of every command.
 
-Every kind shares one network at inference (sigmoid encoder layers, mirrored sigmoid decoder
-layers, a linear output layer), so one numpy forward pass over the saved weights scores every
-kind. At the end of training (training.py, once the run folder is saved) :func:`save` stores
-what does not depend on the user:
-
-- the weights, layer by layer (torch layout: out x in) and where the code sits;
-- the train split as CSR (users x items), so no scipy is needed to read a user's ratings;
-- the bias baseline (mean, user and item biases) and which users and items have training
-  ratings: the fallback for what the autoencoder never saw, as in ``inference.Scorer``;
-- item rating counts and sums (the damped-popularity list for a user with too few ratings);
-- ``item_hidden``: the last hidden layer of every item's training row (item orientation), so a
-  known user's scores are one product ``H @ W[u] + b[u]``;
-- ``item_code``: the learned item representation (item orientation: the encoder code of each
-  item row; user orientation: each item's row of the output layer), for ``similar``/``embed``.
-
-A run without the file (trained before it existed) gets it on first use. ``recommend``,
-``similar``, ``embed`` and ``outliers`` import neither torch nor pandas on this path.
+``open_run`` checks a run against its dataset and opens its serving file (see
+serving_file.py); :class:`Served` predicts stars for (user, item) pairs, for every item of
+known users, and for new users folded in without retraining. Users or items with no
+training ratings fall back to the bias baseline (mu + b_u + b_i). ``evaluate``, ``predict``,
+``recommend``, ``similar``, ``embed`` and ``outliers`` all score through it, and none of them
+imports torch or pandas on this path.
 """
 
 from __future__ import annotations
@@ -27,257 +15,20 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aerec_cli.errors import AerecError
-from aerec_cli.storage import atomic, run_store
+from aerec_cli.scoring import serving_file
+from aerec_cli.scoring.network import Network, fold_in, row_entries
+from aerec_cli.scoring.serving_file import Arrays
+from aerec_cli.storage import run_store
 
-if TYPE_CHECKING:
-    import scipy.sparse as sp
-
-    from aerec_cli.models.autoencoders import RatingAutoencoder
-
-FILENAME = "serving.safetensors"
-FORMAT = "1"
-# Entries (ratings) per step of numpy's sparse product (gathered rows stay in cache).
-CHUNK_ENTRIES = 1 << 12
-# Above this many entries a sparse product goes to scipy.sparse (about 10x faster, but its
-# import costs about 0.2 s, more than one user's few hundred ratings take with numpy).
-SCIPY_ABOVE = 1 << 16
 # Pairs per step of pair predictions, and users per block of user-oriented hidden layers.
 PAIR_CHUNK = 1 << 12
 USER_CHUNK = 256
 # Regularisation of the bias baseline (as baselines.BiasBaseline's defaults).
 REG_USER = 15.0
-
-
-# --- the numpy network ----------------------------------------------------------------------
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function without overflow warnings (tanh form), in place on float arrays."""
-    np.multiply(x, 0.5, out=x)
-    np.tanh(x, out=x)
-    np.add(x, 1.0, out=x)
-    np.multiply(x, 0.5, out=x)
-    return x
-
-
-@dataclass
-class Network:
-    """The autoencoder as numpy arrays: ``weights[k]`` is out x in (torch layout).
-
-    Layers ``0 .. n_encoder-1`` are the encoder (the code is the last one's output), the layers
-    after them up to the last are the decoder, and the last is the linear output layer.
-    """
-
-    weights: list[np.ndarray]
-    biases: list[np.ndarray]
-    n_encoder: int
-    _table: np.ndarray | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_model(cls, model: RatingAutoencoder) -> Network:
-        layers = [*model.encoder, *model.decoder, model.output]
-        weights = [_to_numpy(layer.weight) for layer in layers]
-        biases = [_to_numpy(layer.bias) for layer in layers]
-        return cls(weights, biases, len(model.encoder))
-
-    @property
-    def table(self) -> np.ndarray:
-        """The first layer input-major (inputs x units): one row per input, for sparse rows."""
-        if self._table is None:
-            self._table = np.ascontiguousarray(self.weights[0].T)
-        return self._table
-
-    @property
-    def n_inputs(self) -> int:
-        return self.weights[0].shape[1]
-
-    def first(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> np.ndarray:
-        """Pre-activations of the first layer for CSR rows (indptr may start above 0)."""
-        return sparse_dot(indptr, indices, data, self.table) + self.biases[0]
-
-    def from_first(self, z1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(code, last hidden layer) from first-layer pre-activations (consumed)."""
-        h = sigmoid(z1)
-        for k in range(1, len(self.weights) - 1):
-            if k == self.n_encoder:
-                code = h
-            h = sigmoid(h @ self.weights[k].T + self.biases[k])
-        if self.n_encoder == len(self.weights) - 1:
-            code = h
-        return code, h
-
-    def output(self, hidden: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
-        """The linear output layer, for all units or only ``cols``."""
-        if cols is None:
-            return hidden @ self.weights[-1].T + self.biases[-1]
-        return hidden @ self.weights[-1][cols].T + self.biases[-1][cols]
-
-
-def _to_numpy(tensor) -> np.ndarray:
-    return np.ascontiguousarray(tensor.detach().float().cpu().numpy(), dtype=np.float32)
-
-
-def sparse_dot(
-    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, table: np.ndarray
-) -> np.ndarray:
-    """CSR rows (``indptr`` over ``indices``/``data``) times ``table`` (inputs x units)."""
-    n_rows = len(indptr) - 1
-    base = int(indptr[0])
-    if int(indptr[-1]) - base > SCIPY_ABOVE:
-        import scipy.sparse as sp
-
-        stop = int(indptr[-1]) - base
-        matrix = sp.csr_matrix(
-            (data[:stop], indices[:stop], np.asarray(indptr) - base),
-            shape=(n_rows, table.shape[0]),
-        )
-        return np.asarray(matrix @ table, dtype=np.float32)
-    out = np.zeros((n_rows, table.shape[1]), dtype=np.float32)
-    row = 0
-    while row < n_rows:
-        # As many whole rows as fit CHUNK_ENTRIES (at least one).
-        stop = int(np.searchsorted(indptr, indptr[row] + CHUNK_ENTRIES, "right")) - 1
-        stop = min(max(stop, row + 1), n_rows)
-        lo, hi = int(indptr[row]) - base, int(indptr[stop]) - base
-        if hi > lo:
-            products = table[indices[lo:hi]] * data[lo:hi, None]
-            starts = indptr[row:stop] - base - lo
-            filled = indptr[row + 1 : stop + 1] > indptr[row:stop]
-            out[row:stop][filled] = np.add.reduceat(products, starts[filled], axis=0)
-        row = stop
-    return out
-
-
-def row_entries(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(position of each entry's row in ``rows``, entry index) for the CSR rows ``rows``."""
-    starts, ends = indptr[rows], indptr[rows + 1]
-    counts = (ends - starts).astype(np.int64)
-    local = np.repeat(np.arange(len(rows)), counts)
-    offsets = np.cumsum(counts) - counts
-    positions = np.arange(int(counts.sum())) - offsets[local] + starts[local]
-    return local, positions
-
-
-# --- building the file (end of training, or first use) --------------------------------------
-
-
-def build(
-    model: RatingAutoencoder, train: sp.csr_matrix, orientation: str
-) -> dict[str, np.ndarray]:
-    """Everything :class:`Served` reads, from a trained model and its train split."""
-    from aerec_cli.models.baselines import BiasBaseline
-
-    net = Network.from_model(model)
-    train = train.tocsr().astype(np.float32)
-    train.sort_indices()
-    baseline = BiasBaseline.fit(train)
-    n_users, n_items = train.shape
-    item_count = np.bincount(train.indices, minlength=n_items)
-    arrays = {
-        "train.indptr": train.indptr.astype(np.int64),
-        "train.indices": train.indices.astype(np.int32),
-        "train.data": train.data.astype(np.float32),
-        "baseline.mean": np.array([baseline.mean], dtype=np.float64),
-        "baseline.user_bias": baseline.user_bias.astype(np.float64),
-        "baseline.item_bias": baseline.item_bias.astype(np.float64),
-        "user_seen": (np.diff(train.indptr) > 0).astype(np.uint8),
-        "item_seen": (item_count > 0).astype(np.uint8),
-        "item_count": item_count.astype(np.int64),
-        "item_sum": np.bincount(train.indices, train.data, minlength=n_items).astype(np.float64),
-    }
-    for k, (weight, bias) in enumerate(zip(net.weights, net.biases)):
-        arrays[f"layer.{k}.weight"] = weight
-        arrays[f"layer.{k}.bias"] = bias
-    if orientation == "item":
-        by_item = train.T.tocsr()
-        by_item.sort_indices()
-        code, hidden = net.from_first(net.first(by_item.indptr, by_item.indices, by_item.data))
-        arrays["item_hidden"] = np.ascontiguousarray(hidden, dtype=np.float32)
-        if code is not hidden:
-            arrays["item_code"] = np.ascontiguousarray(code, dtype=np.float32)
-    else:
-        arrays["item_code"] = np.ascontiguousarray(net.weights[-1], dtype=np.float32)
-    return arrays
-
-
-def save(
-    run_path: Path,
-    model: RatingAutoencoder,
-    train: sp.csr_matrix,
-    orientation: str,
-    dataset_meta_sha256: str,
-) -> Path:
-    """Write ``RUN/serving.safetensors`` (atomically). Called at the end of training."""
-    from safetensors.numpy import save as to_bytes
-
-    arrays = build(model, train, orientation)
-    metadata = {
-        "format": FORMAT,
-        "orientation": orientation,
-        "n_layers": str(len(model.encoder) + len(model.decoder) + 1),
-        "n_encoder": str(len(model.encoder)),
-        "dataset_meta_sha256": dataset_meta_sha256,
-    }
-    target = Path(run_path) / FILENAME
-    # safetensors writes raw buffers: every array must be C-contiguous.
-    arrays = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
-    # The digest of the data section (tensor offsets are relative to it, so adding the digest
-    # to the header leaves it unchanged): a damaged file is rebuilt rather than trusted.
-    blob = to_bytes(arrays, metadata=metadata)
-    metadata["data_sha256"] = hashlib.sha256(_data_section(blob)).hexdigest()
-    atomic.write_bytes(target, to_bytes(arrays, metadata=metadata))
-    return target
-
-
-def _data_section(blob: bytes | memoryview) -> memoryview:
-    """The tensor bytes of a safetensors file: after the 8-byte header length and the header."""
-    view = memoryview(blob)
-    return view[8 + int.from_bytes(view[:8], "little") :]
-
-
-def _file_data_sha256(path: Path) -> str:
-    """The digest of a safetensors file's data section, as :func:`save` records it."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        handle.seek(8 + int.from_bytes(handle.read(8), "little"))
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-# --- reading it back ----------------------------------------------------------------------
-
-
-class Arrays:
-    """Lazy, cached access to the tensors of a serving file (memory-mapped by safetensors)."""
-
-    def __init__(self, path: Path):
-        from safetensors import safe_open
-
-        self.path = path
-        self._file = safe_open(str(path), framework="np")
-        self.metadata = self._file.metadata() or {}
-        self._keys = set(self._file.keys())
-        self._cache: dict[str, np.ndarray] = {}
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._keys
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._cache:
-            self._cache[name] = self._file.get_tensor(name)
-        return self._cache[name]
-
-    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
-        """Rows start..stop of a tensor without reading the rest."""
-        if name in self._cache:
-            return self._cache[name][start:stop]
-        return self._file.get_slice(name)[start:stop]
 
 
 @dataclass
@@ -570,30 +321,6 @@ class Served:
         return np.clip(np.where(self.item_seen, raw, baseline), *self.scale)
 
 
-def fold_in(
-    hidden: np.ndarray,
-    stars: np.ndarray,
-    weights: np.ndarray,
-    biases: np.ndarray,
-    val_rmse: float,
-) -> tuple[np.ndarray, float]:
-    """Ridge fit of one output unit (w, b) with r ~ hidden @ w + b, shrunk towards the mean
-    trained unit: a Gaussian prior with the trained units' mean and per-dimension variance."""
-    w0 = weights.mean(0).astype(np.float64) if len(weights) else np.zeros(hidden.shape[1])
-    b0 = float(biases.mean()) if len(biases) else float(stars.mean())
-    w_var = max(float(weights.var(0).mean()) if len(weights) > 1 else 0.0, 1e-8)
-    b_var = max(float(biases.var()) if len(biases) > 1 else 0.0, 1e-8)
-    noise = max(float(val_rmse) ** 2, 1e-2)
-    x = np.hstack([hidden, np.ones((len(hidden), 1))])
-    theta0 = np.append(w0, b0)
-    prior = np.append(np.full(hidden.shape[1], w_var), b_var)  # prior variances
-    residual = stars - x @ theta0
-    # Dual (kernel) form: n_rated x n_rated, cheap when there are fewer ratings than units.
-    kernel = (x * prior) @ x.T + noise * np.eye(len(x))
-    theta = theta0 + prior * (x.T @ np.linalg.solve(kernel, residual))
-    return theta[:-1], float(theta[-1])
-
-
 def _read_csv(path: Path) -> list[list[str]]:
     """Rows of a dataset CSV written by dataset_store.ingest, header dropped (no pandas)."""
     try:
@@ -638,53 +365,16 @@ def open_run(home: Path, run_name: str | None = None, note=None) -> Served:
         )
     # The weights are the run's source of truth: damage there is an error, even though
     # scoring reads the serving file.
-    run.read_checked(run_store.WEIGHTS)
-    path = run.path / FILENAME
-    arrays = _open_arrays(path, meta_hash)
+    weights_hash = hashlib.sha256(run.read_checked(run_store.WEIGHTS)).hexdigest()
+    path = run.path / serving_file.FILENAME
+    hashes = {"meta_hash": meta_hash, "weights_hash": weights_hash}
+    arrays = serving_file.open_arrays(path, **hashes)
     if arrays is None:
         if note is not None:
             note(f"preparing run {run.name} for fast scoring (once) ...")
-        arrays = _rebuild(home, run, meta_hash, path)
+        arrays = serving_file.rebuild(home, run, path=path, **hashes)
     served = Served(run, run.dataset, folder, meta, arrays)
     expected = (int(meta["users"]), int(meta["items"]))
     if (served.n_users, served.n_items) != expected:
         raise AerecError(f"run {run.name} does not fit dataset {run.dataset}; train again")
     return served
-
-
-def _open_arrays(path: Path, meta_hash: str) -> Arrays | None:
-    """The serving file if present, readable and made for this dataset version."""
-    if not path.is_file():
-        return None
-    try:
-        arrays = Arrays(path)
-    except Exception:  # a damaged or foreign file: rebuild it
-        return None
-    meta = arrays.metadata
-    if meta.get("format") != FORMAT or meta.get("dataset_meta_sha256") != meta_hash:
-        return None
-    try:
-        if meta.get("data_sha256") != _file_data_sha256(path):  # damaged (or from before)
-            return None
-    except (OSError, ValueError, OverflowError):
-        return None
-    return arrays
-
-
-def _rebuild(home: Path, run: run_store.Run, meta_hash: str, path: Path) -> Arrays:
-    import torch
-
-    from aerec_cli.storage import dataset_store
-
-    dataset = dataset_store.load(home, run.dataset)
-    model = run.load_model(torch.device("cpu"))
-    expected = dataset.train.shape[1 if run.config["orientation"] == "user" else 0]
-    if model.n_inputs != expected:
-        raise AerecError(f"run {run.name} does not fit dataset {dataset.name}; train again")
-    try:
-        save(run.path, model, dataset.train, run.config["orientation"], meta_hash)
-    except OSError as exc:
-        raise AerecError(
-            f"cannot write {path} ({exc.strerror or exc}); make the run folder writable"
-        ) from exc
-    return Arrays(path)

@@ -28,8 +28,7 @@ from aerec_cli import __version__
 from aerec_cli.errors import AerecError
 from aerec_cli.models.autoencoders import MODEL_KINDS, RatingAutoencoder, build_model
 from aerec_cli.models.batches import SparseBatch, SparseRows, oriented, row_batches
-from aerec_cli.scoring import scorer
-from aerec_cli.scoring.torch_inference import predict_entries
+from aerec_cli.scoring import serving_file
 from aerec_cli.storage import dataset_store, run_store
 from aerec_cli.training.config import TrainConfig
 from aerec_cli.training.distributed import World
@@ -67,6 +66,32 @@ def build_for(config: TrainConfig, n_inputs: int) -> RatingAutoencoder:
     return build_model({"kind": config.kind, "n_inputs": n_inputs, "hidden": hidden, **options})
 
 
+@torch.no_grad()
+def predict_entries(
+    model: RatingAutoencoder,
+    inputs: SparseRows,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    batch_size: int = 512,
+) -> np.ndarray:
+    """The reconstruction at (row, col) for each pair, feeding each needed row once: the
+    validation predictions of a model still in training (a saved run scores with numpy)."""
+    order = np.argsort(rows, kind="stable")
+    sorted_rows, sorted_cols = rows[order], cols[order]
+    unique_rows = np.unique(sorted_rows)
+    out = np.empty(len(rows), dtype=np.float32)
+    for start in range(0, len(unique_rows), batch_size):
+        batch = unique_rows[start : start + batch_size]
+        lo = np.searchsorted(sorted_rows, batch[0], "left")
+        hi = np.searchsorted(sorted_rows, batch[-1], "right")
+        local = torch.from_numpy(np.searchsorted(batch, sorted_rows[lo:hi])).to(inputs.device)
+        hidden = model.code_and_hidden(inputs.batch(torch.from_numpy(batch)))[1]
+        cols = torch.from_numpy(sorted_cols[lo:hi].astype(np.int64)).to(inputs.device)
+        picked = model.output_at(hidden, local, cols)
+        out[order[lo:hi]] = picked.float().cpu().numpy()
+    return out
+
+
 class ObservedReconstruction(nn.Module):
     """One training step's forward pass, as a module so DistributedDataParallel can wrap it:
     the code of the (corrupted) inputs and the reconstruction at the observed entries."""
@@ -76,8 +101,8 @@ class ObservedReconstruction(nn.Module):
         self.model = model
 
     def forward(self, inputs: SparseBatch, target: SparseBatch):
-        code = self.model.encode(inputs)
-        return self.model.output_at(self.model.penultimate(code), target.row, target.col), code
+        code, hidden = self.model.code_and_hidden(inputs)
+        return self.model.output_at(hidden, target.row, target.col), code
 
 
 class TrainingStopped(Exception):
@@ -366,9 +391,14 @@ def _train_and_save(home, name, trainer: Trainer, dataset, stop, replace=False):
     if not trainer.world.is_main:
         return None, result
     saved = _save(home, name, trainer, dataset, "finished", replace)
-    # What scoring needs that does not depend on the user (fast `recommend`; see scorer.py).
-    scorer.save(
-        saved.path, result.model, dataset.train, trainer.config.orientation, dataset.meta_hash
+    # What scoring needs that does not depend on the user (see scoring/serving_file.py).
+    serving_file.save(
+        saved.path,
+        result.model,
+        dataset.train,
+        trainer.config.orientation,
+        dataset_meta_sha256=dataset.meta_hash,
+        weights_sha256=saved.config["sha256"][run_store.WEIGHTS],
     )
     return saved, result
 

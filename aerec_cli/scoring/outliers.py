@@ -1,0 +1,72 @@
+"""Anomaly detection by reconstruction error (`aerec outliers`): the whole train split goes
+through the model, and the users (or items) whose training ratings it reconstructs worst come
+first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from aerec_cli.errors import AerecError
+from aerec_cli.scoring.results import Outlier, Outliers
+from aerec_cli.scoring.scorer import Served, open_run
+from aerec_cli.scoring.topk import best_items, check_top
+
+
+def reconstruction_errors(served: Served) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user, item, squared error) of every training rating, reconstructed from the whole
+    train split as input and clipped to the rating scale."""
+    indptr = served.arrays["train.indptr"]
+    indices = served.arrays["train.indices"].astype(np.int64)
+    data = served.arrays["train.data"].astype(np.float64)
+    users = np.repeat(np.arange(served.n_users), np.diff(indptr))
+    served.prepare_all_users()
+    predicted = np.clip(served.raw_pairs(users, indices), *served.scale)
+    return users, indices, (predicted - data) ** 2
+
+
+def find_outliers(
+    home: Path,
+    *,
+    top: int = 10,
+    by: str | None = None,
+    run: str | None = None,
+    min_ratings: int = 1,
+    note: Callable[[str], None] | None = None,
+) -> Outliers:
+    """The users (or items) whose training ratings the model reconstructs worst (RMSE)."""
+    check_top(top)
+    if min_ratings < 1:
+        raise AerecError(f"--min-ratings must be at least 1, not {min_ratings}")
+    served = open_run(home, run, note)
+    by = by or served.orientation
+    if by not in ("user", "item"):
+        raise AerecError(f"--by must be user or item, not {by!r}")
+    users, items, error = reconstruction_errors(served)
+    data = served.arrays["train.data"].astype(np.float64)
+    keys, size = (users, served.n_users) if by == "user" else (items, served.n_items)
+    counts = np.bincount(keys, minlength=size)
+    sums = np.bincount(keys, error, minlength=size)
+    means = np.bincount(keys, data, minlength=size) / np.maximum(counts, 1)
+    rmse = np.sqrt(sums / np.maximum(counts, 1))
+    eligible = counts >= min_ratings
+    best = best_items(np.where(eligible, rmse, -np.inf), np.flatnonzero(~eligible), top)
+    rows = [
+        Outlier(
+            id=served.user_ids[index] if by == "user" else served.items.ids[index],
+            title=served.items.title(index) if by == "item" else None,
+            ratings=int(counts[index]),
+            mean_rating=round(float(means[index]), 4),
+            rmse=round(float(rmse[index]), 4),
+        )
+        for index in best
+    ]
+    return Outliers(
+        run=served.run.name,
+        by=by,
+        train_rmse=round(float(np.sqrt(error.mean())) if len(error) else 0.0, 4),
+        min_ratings=min_ratings,
+        rows=rows,
+    )

@@ -1,0 +1,215 @@
+"""What a run keeps in ``RUN/serving.safetensors`` so that scoring needs neither torch nor
+pandas: written at the end of training, checked and memory-mapped when a run is scored.
+
+Every kind shares one network at inference (sigmoid encoder layers, mirrored sigmoid decoder
+layers, a linear output layer), so one numpy forward pass over the saved weights scores every
+kind. At the end of training (training.py, once the run folder is saved) :func:`save` stores
+what does not depend on the user:
+
+- the weights, layer by layer (torch layout: out x in) and where the code sits;
+- the train split as CSR (users x items), so no scipy is needed to read a user's ratings;
+- the bias baseline (mean, user and item biases) and which users and items have training
+  ratings: the fallback for what the autoencoder never saw, as in ``inference.Scorer``;
+- item rating counts and sums (the damped-popularity list for a user with too few ratings);
+- ``item_hidden``: the last hidden layer of every item's training row (item orientation), so a
+  known user's scores are one product ``H @ W[u] + b[u]``;
+- ``item_code``: the learned item representation (item orientation: the encoder code of each
+  item row; user orientation: each item's row of the output layer), for ``similar``/``embed``.
+
+A run without the file (trained before it existed) gets it on first use. ``recommend``,
+``similar``, ``embed`` and ``outliers`` import neither torch nor pandas on this path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from aerec_cli.errors import AerecError
+from aerec_cli.scoring.network import Network
+from aerec_cli.storage import atomic, run_store
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+    from aerec_cli.models.autoencoders import RatingAutoencoder
+
+FILENAME = "serving.safetensors"
+FORMAT = "1"
+
+
+# --- building the file (end of training, or first use) --------------------------------------
+
+
+def build(
+    model: RatingAutoencoder, train: sp.csr_matrix, orientation: str
+) -> dict[str, np.ndarray]:
+    """Everything :class:`Served` reads, from a trained model and its train split."""
+    from aerec_cli.models.baselines import BiasBaseline
+
+    net = Network.from_model(model)
+    train = train.tocsr().astype(np.float32)
+    train.sort_indices()
+    baseline = BiasBaseline.fit(train)
+    n_users, n_items = train.shape
+    item_count = np.bincount(train.indices, minlength=n_items)
+    arrays = {
+        "train.indptr": train.indptr.astype(np.int64),
+        "train.indices": train.indices.astype(np.int32),
+        "train.data": train.data.astype(np.float32),
+        "baseline.mean": np.array([baseline.mean], dtype=np.float64),
+        "baseline.user_bias": baseline.user_bias.astype(np.float64),
+        "baseline.item_bias": baseline.item_bias.astype(np.float64),
+        "user_seen": (np.diff(train.indptr) > 0).astype(np.uint8),
+        "item_seen": (item_count > 0).astype(np.uint8),
+        "item_count": item_count.astype(np.int64),
+        "item_sum": np.bincount(train.indices, train.data, minlength=n_items).astype(np.float64),
+    }
+    for k, (weight, bias) in enumerate(zip(net.weights, net.biases)):
+        arrays[f"layer.{k}.weight"] = weight
+        arrays[f"layer.{k}.bias"] = bias
+    if orientation == "item":
+        by_item = train.T.tocsr()
+        by_item.sort_indices()
+        code, hidden = net.from_first(net.first(by_item.indptr, by_item.indices, by_item.data))
+        arrays["item_hidden"] = np.ascontiguousarray(hidden, dtype=np.float32)
+        if code is not hidden:
+            arrays["item_code"] = np.ascontiguousarray(code, dtype=np.float32)
+    else:
+        arrays["item_code"] = np.ascontiguousarray(net.weights[-1], dtype=np.float32)
+    return arrays
+
+
+def save(
+    run_path: Path,
+    model: RatingAutoencoder,
+    train: sp.csr_matrix,
+    orientation: str,
+    *,
+    dataset_meta_sha256: str,
+    weights_sha256: str,
+) -> Path:
+    """Write ``RUN/serving.safetensors`` (atomically). Called at the end of training.
+
+    It records the digests of the dataset version and of the weights it was derived from, so
+    a serving file that no longer matches its run (an older state of a resumed run, or
+    another run's file) is rebuilt rather than trusted."""
+    from safetensors.numpy import save as to_bytes
+
+    arrays = build(model, train, orientation)
+    metadata = {
+        "format": FORMAT,
+        "orientation": orientation,
+        "n_layers": str(len(model.encoder) + len(model.decoder) + 1),
+        "n_encoder": str(len(model.encoder)),
+        "dataset_meta_sha256": dataset_meta_sha256,
+        "weights_sha256": weights_sha256,
+    }
+    target = Path(run_path) / FILENAME
+    # safetensors writes raw buffers: every array must be C-contiguous.
+    arrays = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
+    # The digest of the data section (tensor offsets are relative to it, so adding the digest
+    # to the header leaves it unchanged): a damaged file is rebuilt rather than trusted.
+    blob = to_bytes(arrays, metadata=metadata)
+    metadata["data_sha256"] = hashlib.sha256(_data_section(blob)).hexdigest()
+    atomic.write_bytes(target, to_bytes(arrays, metadata=metadata))
+    return target
+
+
+def _data_section(blob: bytes | memoryview) -> memoryview:
+    """The tensor bytes of a safetensors file: after the 8-byte header length and the header."""
+    view = memoryview(blob)
+    return view[8 + int.from_bytes(view[:8], "little") :]
+
+
+def _file_data_sha256(path: Path) -> str:
+    """The digest of a safetensors file's data section, as :func:`save` records it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        handle.seek(8 + int.from_bytes(handle.read(8), "little"))
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- reading it back ----------------------------------------------------------------------
+
+
+class Arrays:
+    """Lazy, cached access to the tensors of a serving file (memory-mapped by safetensors)."""
+
+    def __init__(self, path: Path):
+        from safetensors import safe_open
+
+        self.path = path
+        self._file = safe_open(str(path), framework="np")
+        self.metadata = self._file.metadata() or {}
+        self._keys = set(self._file.keys())
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._keys
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            self._cache[name] = self._file.get_tensor(name)
+        return self._cache[name]
+
+    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop of a tensor without reading the rest."""
+        if name in self._cache:
+            return self._cache[name][start:stop]
+        return self._file.get_slice(name)[start:stop]
+
+
+def open_arrays(path: Path, *, meta_hash: str, weights_hash: str) -> Arrays | None:
+    """The serving file if present, readable and made from this dataset version and these
+    weights."""
+    if not path.is_file():
+        return None
+    try:
+        arrays = Arrays(path)
+    except Exception:  # a damaged or foreign file: rebuild it
+        return None
+    meta = arrays.metadata
+    if meta.get("format") != FORMAT or meta.get("dataset_meta_sha256") != meta_hash:
+        return None
+    if meta.get("weights_sha256") != weights_hash:
+        return None
+    try:
+        if meta.get("data_sha256") != _file_data_sha256(path):  # damaged (or from before)
+            return None
+    except (OSError, ValueError, OverflowError):
+        return None
+    return arrays
+
+
+def rebuild(
+    home: Path, run: run_store.Run, *, meta_hash: str, weights_hash: str, path: Path
+) -> Arrays:
+    import torch
+
+    from aerec_cli.storage import dataset_store
+
+    dataset = dataset_store.load(home, run.dataset)
+    model = run.load_model(torch.device("cpu"))
+    expected = dataset.train.shape[1 if run.config["orientation"] == "user" else 0]
+    if model.n_inputs != expected:
+        raise AerecError(f"run {run.name} does not fit dataset {dataset.name}; train again")
+    try:
+        save(
+            run.path,
+            model,
+            dataset.train,
+            run.config["orientation"],
+            dataset_meta_sha256=meta_hash,
+            weights_sha256=weights_hash,
+        )
+    except OSError as exc:
+        raise AerecError(
+            f"cannot write {path} ({exc.strerror or exc}); make the run folder writable"
+        ) from exc
+    return Arrays(path)
