@@ -1,4 +1,8 @@
-"""A rich progress display for training epochs (stderr), fed by the training callback."""
+"""A rich progress display for training epochs (stderr), fed by the training callbacks.
+
+It stays silent until training says what it will do (``plan``, from ``on_start``): under
+torchrun only rank 0 is told, so the other processes print nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class EpochProgress:
-    def __init__(
-        self, console: Console, epochs: int, pretrain_epochs=0, enabled=True, verbose=False
-    ):
+    def __init__(self, console: Console, *, enabled: bool = True, verbose: bool = False):
         self.console = console
+        self.enabled = enabled
         self.verbose = verbose and enabled
-        self.epochs = epochs
-        self.pretrain_epochs = pretrain_epochs
+        self.active = False
+        self.epochs = self.pretrain_epochs = 0
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -34,7 +37,14 @@ class EpochProgress:
     def __exit__(self, *exc) -> None:
         self.progress.stop()
 
+    def plan(self, epochs: int, pretrain_epochs: int) -> None:
+        """The bars' totals: the run's own settings (a resumed run's, not the defaults)."""
+        self.epochs, self.pretrain_epochs = epochs, pretrain_epochs
+        self.active = self.enabled
+
     def update(self, row: dict) -> None:
+        if not self.active:
+            return
         phase = (row["phase"], row.get("layer", ""))
         if phase != self.phase:
             self.phase = phase

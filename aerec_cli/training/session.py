@@ -465,6 +465,9 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
     """Within the block, the first SIGINT or SIGTERM asks training to stop after the current
     epoch (its state is saved); a second one stops at once (KeyboardInterrupt)."""
     requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested.is_set  # signals reach the main thread only: nothing to install
+        return
 
     def handle(signum, frame):
         if requested.is_set():
@@ -477,3 +480,61 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+# --- the whole of `aerec train`, for the CLI and Python alike ------------------------------
+
+
+@dataclass
+class TrainingStart:
+    """What a training is about to do, told to ``on_start`` before its first epoch."""
+
+    description: str  # e.g. "training denoising (item-based) on cpu"
+    config: TrainConfig  # the settings in force (a resumed run's own)
+
+
+def train(
+    home: Path,
+    config: TrainConfig | None = None,
+    *,
+    resume: str | None = None,
+    data: str | None = None,
+    run: str | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    on_start: Callable[[TrainingStart], None] | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[run_store.Run | None, FitResult]:
+    """Train a new run (``config``) or finish an interrupted one (``resume``), and save it.
+
+    This is everything `aerec train` does: it picks the device and CPU threads, joins the
+    process group when launched by torchrun (only rank 0 saves, and only it calls
+    ``on_start``; the others get None for the run), and turns the first SIGINT or SIGTERM
+    into a clean stop after the current epoch with a resumable run (AerecError says how to
+    resume). ``on_epoch`` gets each epoch's history row.
+    """
+    from aerec_cli.training import distributed
+    from aerec_cli.training.device import configure_threads, select_device
+
+    if resume is None:
+        config = config or TrainConfig()
+        config.check()
+    else:
+        config = TrainConfig(**run_store.load_run(home, resume).config["train"])
+    configure_threads(threads)
+    world, torch_device = distributed.join(select_device(device))
+    try:
+        if on_start is not None and world.is_main:
+            where = f"{world.size} processes" if world.active else str(torch_device)
+            what = (
+                f"resuming run {resume}"
+                if resume
+                else f"training {config.kind} ({config.orientation}-based)"
+            )
+            on_start(TrainingStart(f"{what} on {where}", config))
+        with stop_on_signals() as stop:
+            if resume is not None:
+                return resume_run(home, resume, torch_device, on_epoch, world, stop)
+            return train_run(home, config, torch_device, data, run, on_epoch, world, stop)
+    finally:
+        distributed.leave()
