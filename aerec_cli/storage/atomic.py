@@ -185,8 +185,8 @@ def recover_folders(root: Path) -> None:
 def sweep_leftovers(final: Path) -> None:
     """Remove what interrupted writes of ``final`` left beside it (temp and retired folders).
 
-    Only for a caller that holds the lock of this name: another writer's staging folder of the
-    same name would look the same.
+    Only for a caller that holds the lock of this name (:func:`locks.name_lock`): another
+    writer's staging folder of the same name would look the same.
     """
     recover_folders(final.parent)
     pattern = re.compile(rf"\.{re.escape(final.name)}\.[a-z0-9_]{{8}}\.(tmp|old)")
