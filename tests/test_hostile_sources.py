@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aerec_cli.data import readers
+from aerec_cli.data import sources as data_sources  # `sources` is the fixture
 from aerec_cli.errors import AerecError
 from tests import fixtures
 from tests.helpers import assert_clean_error, ok, run_cli
@@ -105,7 +106,7 @@ def zeros_zip(target: Path, member: str, size: int) -> Path:
 
 
 def test_a_member_declaring_more_than_any_movielens_file_is_refused(home, tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "MAX_MEMBER_BYTES", 1 << 20)  # 1 MiB stands in for 4 GiB
+    monkeypatch.setattr(data_sources, "MAX_MEMBER_BYTES", 1 << 20)  # 1 MiB stands in for 4 GiB
     bomb = zeros_zip(tmp_path / "bomb.zip", "ml-1m/ratings.dat", 64 << 20)
     assert bomb.stat().st_size < (1 << 20)  # 64 MiB of zeros in well under 1 MiB
     tracemalloc.start()
@@ -121,7 +122,7 @@ def test_a_member_declaring_more_than_any_movielens_file_is_refused(home, tmp_pa
 
 def test_a_crafted_central_directory_size_is_refused(home, sources, tmp_path, monkeypatch):
     """The size a zip declares is only a claim; a claim beyond the limit is refused."""
-    monkeypatch.setattr(readers, "MAX_MEMBER_BYTES", 1 << 20)
+    monkeypatch.setattr(data_sources, "MAX_MEMBER_BYTES", 1 << 20)
     archive = fixtures.zip_folder(sources.ml1m.path, tmp_path / "ml-1m.zip")
     patch_declared_size(archive, "ml-1m/ratings.dat", 3_000_000_000)
     assert_clean_error(run_cli(home, "ingest", archive), "declares 3,000,000,000 bytes")
@@ -147,7 +148,7 @@ def patch_declared_size(archive: Path, member: str, size: int) -> None:
 
 def test_a_member_that_inflates_beyond_its_declared_size_is_refused(home, tmp_path, monkeypatch):
     """A bomb that lies about its size: reading stops at the limit, not at the end."""
-    monkeypatch.setattr(readers, "MAX_MEMBER_BYTES", 1 << 20)
+    monkeypatch.setattr(data_sources, "MAX_MEMBER_BYTES", 1 << 20)
     archive = tmp_path / "liar.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
         out.writestr("liar/ratings.dat", b"1::1::5::978300760\n" * 300_000)  # 5.7 MB

@@ -17,7 +17,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from aerec_cli.data import readers
+from aerec_cli.data import parsing, readers
+from aerec_cli.data import sources as data_sources  # `sources` is the fixture
+from aerec_cli.data import table as ratings_table
 from tests import fixtures
 from tests.helpers import assert_clean_error, ok, run_cli, stored_items, stored_ratings
 
@@ -213,12 +215,12 @@ def test_text_path_and_numeric_path_agree(home, tmp_path, monkeypatch):
     # The same file through the numeric parse and through the all-text parse (forced).
     path = _write(tmp_path / "r.csv", fixtures.synthetic_ratings(seed=6))
     fast = stored(ingest_json(home, path, "--name", "fast")["path"])
-    original = readers._parse_pass
+    original = parsing._parse_pass
 
     def text_only(*args):
         return original(*args[:-1], None)
 
-    monkeypatch.setattr(readers, "_parse_pass", text_only)
+    monkeypatch.setattr(parsing, "_parse_pass", text_only)
     slow = stored(ingest_json(home, path, "--name", "slow")["path"])
     assert_same_store(fast, slow)
 
@@ -232,8 +234,8 @@ def test_text_path_and_numeric_path_agree(home, tmp_path, monkeypatch):
 def test_ids_keep_their_exact_text(home, tmp_path, monkeypatch, odd_id, kept, block):
     # One odd id deep in the file (past several chunks): ids are never rewritten by a number
     # parse ('007' stays '007'), and the plain ones are unaffected.
-    monkeypatch.setattr(readers, "CHUNK_ROWS", 50)
-    monkeypatch.setattr(readers, "READ_BLOCK", block)
+    monkeypatch.setattr(parsing, "CHUNK_ROWS", 50)
+    monkeypatch.setattr(data_sources, "READ_BLOCK", block)
     ratings = fixtures.synthetic_ratings(seed=8)
     lines = ["user,item,rating,timestamp"]
     lines += [f"{r.user},{r.item},{r.rating:g},{r.timestamp}" for r in ratings.itertuples()]
@@ -276,8 +278,8 @@ def test_small_chunks_store_the_same_as_one_chunk(home, sources, tmp_path, monke
     layouts = _all_layouts(sources, tmp_path)
     whole = [stored(ingest_json(home, s, "--name", f"a{k}", *x)["path"]) for k, (s, x) in
              enumerate(layouts)]  # fmt: skip
-    monkeypatch.setattr(readers, "CHUNK_ROWS", 7)
-    monkeypatch.setattr(readers, "READ_BLOCK", 61)  # '::' often split between two reads
+    monkeypatch.setattr(parsing, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(data_sources, "READ_BLOCK", 61)  # '::' often split between two reads
     chunked = [stored(ingest_json(home, s, "--name", f"b{k}", *x)["path"]) for k, (s, x) in
                enumerate(layouts)]  # fmt: skip
     for a, b in zip(whole, chunked, strict=True):
@@ -285,8 +287,8 @@ def test_small_chunks_store_the_same_as_one_chunk(home, sources, tmp_path, monke
 
 
 def test_malformed_lines_are_numbered_across_chunks(home, sources, tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "CHUNK_ROWS", 4)
-    monkeypatch.setattr(readers, "READ_BLOCK", 50)
+    monkeypatch.setattr(parsing, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(data_sources, "READ_BLOCK", 50)
     folder = tmp_path / "ml-1m"
     folder.mkdir()
     lines = (sources.ml1m.path / "ratings.dat").read_text().splitlines()
@@ -306,7 +308,7 @@ def test_malformed_lines_are_numbered_across_chunks(home, sources, tmp_path, mon
 
 
 def test_duplicates_across_chunks_keep_the_latest(home, tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(parsing, "CHUNK_ROWS", 3)
     lines = ["userId,movieId,rating,timestamp"]
     lines += [f"{u},{i},3.0,{1000 + u * 10 + i}" for u in range(1, 6) for i in range(1, 5)]
     lines += ["2,3,5.0,9999", "4,1,0.5,1", "2,3,1.0,9999"]  # the last line wins a tie
@@ -326,11 +328,11 @@ def test_duplicates_across_chunks_keep_the_latest(home, tmp_path, monkeypatch):
 def test_colon_stream_matches_a_whole_replace(tmp_path, monkeypatch):
     data = b"1::2::3::4\n5:::6::7::8\n::::\n9::10::1::2::\n:\n::\n"
     (tmp_path / "r.dat").write_bytes(data)
-    files = readers.SourceFiles(tmp_path / "r.dat")
+    files = data_sources.SourceFiles(tmp_path / "r.dat")
     for block in (1, 2, 3, 5, 64):
-        monkeypatch.setattr(readers, "READ_BLOCK", block)
+        monkeypatch.setattr(data_sources, "READ_BLOCK", block)
         with files.open("r.dat") as handle:
-            stream, got = readers._Stream(handle, files, "r.dat", colons=True), b""
+            stream, got = data_sources.MemberStream(handle, files, "r.dat", colons=True), b""
             while piece := stream.read(7):
                 got += piece
         assert got == data.replace(b"::", b"\t"), block
@@ -339,33 +341,32 @@ def test_colon_stream_matches_a_whole_replace(tmp_path, monkeypatch):
 def test_colon_stream_read_all(tmp_path, monkeypatch):
     data = b"1::2\n" + b":" * 9 + b"\n3::4"
     (tmp_path / "r.dat").write_bytes(data)
-    files = readers.SourceFiles(tmp_path / "r.dat")
-    monkeypatch.setattr(readers, "READ_BLOCK", 2)
+    files = data_sources.SourceFiles(tmp_path / "r.dat")
+    monkeypatch.setattr(data_sources, "READ_BLOCK", 2)
     with files.open("r.dat") as handle:
-        assert readers._Stream(handle, files, "r.dat", colons=True).read() == data.replace(
-            b"::", b"\t"
-        )
+        stream = data_sources.MemberStream(handle, files, "r.dat", colons=True)
+        assert stream.read() == data.replace(b"::", b"\t")
 
 
 def test_zip_member_size_guards(home, sources, monkeypatch):
     # A member declaring more than any MovieLens file is refused before reading; one that
     # holds more than it declares (a lying zip) is stopped while streaming.
-    monkeypatch.setattr(readers, "MAX_MEMBER_BYTES", 1000)
+    monkeypatch.setattr(data_sources, "MAX_MEMBER_BYTES", 1000)
     assert_clean_error(run_cli(home, "ingest", sources.ml1m_zip), "declares", "refusing")
-    monkeypatch.setattr(readers, "MAX_MEMBER_BYTES", 4 * 1024**3)
-    monkeypatch.setattr(readers.SourceFiles, "limit", property(lambda self: 100))
+    monkeypatch.setattr(data_sources, "MAX_MEMBER_BYTES", 4 * 1024**3)
+    monkeypatch.setattr(data_sources.SourceFiles, "limit", property(lambda self: 100))
     assert_clean_error(run_cli(home, "ingest", sources.ml1m_zip), "larger than it declares")
 
 
 def test_pair_key_tells_pairs_apart():
     users = pd.Series([1, 1, 2, -5, 2**40], dtype=np.int64)
     items = pd.Series([1, 2, 1, 1, 3], dtype=np.int64)
-    key = readers.pair_key(users, items)
+    key = ratings_table.pair_key(users, items)
     assert len(set(key.tolist())) == 5
-    text = readers.pair_key(users.astype(str), items.astype(str))
+    text = ratings_table.pair_key(users.astype(str), items.astype(str))
     assert len(set(text.tolist())) == 5
     huge = pd.Series([-(2**62), 2**62], dtype=np.int64)
-    assert len(set(readers.pair_key(huge, huge).tolist())) == 2
+    assert len(set(ratings_table.pair_key(huge, huge).tolist())) == 2
 
 
 @pytest.mark.parametrize("block", [13, 1 << 22])
@@ -373,8 +374,8 @@ def test_numeric_ids_stay_numbers(tmp_path, monkeypatch, block):
     # The fast path keeps ids as int64 from the parser to the store, also when reads cut
     # lines anywhere (ratings 0.5 and timestamps with zeros must not look like '007'), and
     # when a malformed line is skipped.
-    monkeypatch.setattr(readers, "READ_BLOCK", block)
-    monkeypatch.setattr(readers, "CHUNK_ROWS", 64)
+    monkeypatch.setattr(data_sources, "READ_BLOCK", block)
+    monkeypatch.setattr(parsing, "CHUNK_ROWS", 64)
     ratings = fixtures.synthetic_ratings(seed=4, half_stars=True)
     ratings["timestamp"] = ratings["timestamp"] - 880_000_000 + 100_000_000  # 10xxxxxxx
     ratings.loc[::17, "rating"] = 0.5

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from aerec_cli.errors import AerecError
-from aerec_cli.storage import atomic, dataset_store, run_store
+from aerec_cli.storage import atomic, dataset_store, locks, run_store
 from tests import fixtures
 from tests.helpers import assert_clean_error, ok, run_cli
 from tests.versioned_folders import read_version, write_version
@@ -276,6 +276,39 @@ def test_kill_9_during_checkpoint_replacement_keeps_a_whole_version(tmp_path, in
 
 
 # --- two ingests of one name -------------------------------------------------------------
+
+
+LOCK_HOLDER = """
+    import sys, time
+    from pathlib import Path
+    from aerec_cli.storage import locks
+    with locks.name_lock(Path(sys.argv[1]), "d", "d is busy"):
+        print("ready", flush=True)
+        time.sleep(60)
+"""
+
+
+def test_a_held_name_lock_refuses_at_once_and_dies_with_its_holder(tmp_path):
+    child = start_child(LOCK_HOLDER, tmp_path)
+    try:
+        started = time.monotonic()
+        with pytest.raises(AerecError, match="^d is busy$"):
+            with locks.name_lock(tmp_path, "d", "d is busy"):
+                pass
+        assert time.monotonic() - started < 5  # refused, not queued behind the holder
+    finally:
+        kill_after(child, 0)
+    # kill -9 left the lock file but not the lock; what a killed write left is swept.
+    assert (tmp_path / ".d.lock").exists()
+    stale = tmp_path / ".d.abcd1234.tmp"
+    stale.mkdir()
+    with locks.name_lock(tmp_path, "d", "d is busy"):
+        assert not stale.exists()
+        with pytest.raises(AerecError, match="^d is busy$"):  # a second holder in-process too
+            with locks.name_lock(tmp_path, "d", "d is busy"):
+                pass
+    with locks.name_lock(tmp_path, "d", "d is busy"):  # released on leaving
+        pass
 
 
 SLOW_INGEST = """

@@ -47,7 +47,9 @@ def sniff(head: bytes) -> tuple[str | None, int]:
 def utf8_stream(handle: IO[bytes]) -> IO[bytes]:
     """``handle`` as UTF-8 bytes: itself if it needs nothing, else a transcoding reader.
 
-    ``handle`` must support ``peek`` (files opened "rb" and zip members do).
+    ``handle`` must support ``peek`` (files opened "rb" and zip members do). The transcoding
+    reader is an ``io.BufferedReader`` too (``peek``, exact ``read`` sizes), and streams: it
+    holds about a megabyte of the file at a time, never the whole of it.
     """
     head = handle.peek(_SNIFF)[:_SNIFF] if hasattr(handle, "peek") else b""
     encoding, mark = sniff(head)
@@ -57,28 +59,28 @@ def utf8_stream(handle: IO[bytes]) -> IO[bytes]:
         handle.read(mark)
     if encoding == "utf-8":
         return handle
-    return io.BufferedReader(_Transcoder(handle, encoding), buffer_size=1 << 20)
+    # The standard text layer does the decoding: a character split between two reads waits for
+    # the rest, bytes that are not text become U+FFFD, and so does an incomplete last
+    # character. (codecs.StreamReader/EncodedFile would drop that last one instead, and hand
+    # out the undecoded bytes through the peek and readinto they pass to the file.) newline=""
+    # keeps line ends as they are.
+    text = io.TextIOWrapper(handle, encoding=encoding, errors="replace", newline="")
+    return io.BufferedReader(_Utf8Bytes(text), buffer_size=1 << 20)
 
 
-class _Transcoder(io.RawIOBase):
-    """Reads ``raw`` in ``encoding`` and gives the same text as UTF-8 bytes."""
+class _Utf8Bytes(io.RawIOBase):
+    """The UTF-8 encoding of a text stream, as the raw stream under an ``io.BufferedReader``."""
 
-    def __init__(self, raw: IO[bytes], encoding: str):
+    def __init__(self, text: io.TextIOBase):
         super().__init__()
-        self._raw = raw
-        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-        self._pending = b""
-        self._done = False
+        self._text = text
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        while not self._pending and not self._done:
-            block = self._raw.read(1 << 20)
-            self._done = not block
-            self._pending = self._decoder.decode(block, final=self._done).encode("utf-8")
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
+        # A character is at most 4 bytes in UTF-8, so this many always fit: nothing is held over
+        # to the next call. (The buffered reader asks for at least its buffer size.)
+        encoded = self._text.read(max(1, len(buffer) // 4)).encode("utf-8")
+        buffer[: len(encoded)] = encoded
+        return len(encoded)

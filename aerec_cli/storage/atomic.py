@@ -185,8 +185,8 @@ def recover_folders(root: Path) -> None:
 def sweep_leftovers(final: Path) -> None:
     """Remove what interrupted writes of ``final`` left beside it (temp and retired folders).
 
-    Only for a caller that holds the lock of this name: another writer's staging folder of the
-    same name would look the same.
+    Only for a caller that holds the lock of this name (:func:`locks.name_lock`): another
+    writer's staging folder of the same name would look the same.
     """
     recover_folders(final.parent)
     pattern = re.compile(rf"\.{re.escape(final.name)}\.[a-z0-9_]{{8}}\.(tmp|old)")
@@ -194,38 +194,3 @@ def sweep_leftovers(final: Path) -> None:
         for path in final.parent.iterdir():
             if pattern.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def exclusive_lock(path: Path) -> Iterator[bool]:
-    """Try to take an advisory lock on ``path``; yields whether it was taken.
-
-    flock locks die with their process, so a crash (even kill -9) never leaves one behind.
-    """
-    import fcntl
-
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def name_lock(folder: Path, name: str, busy: str) -> Iterator[None]:
-    """Hold ``FOLDER/.NAME.lock`` while NAME is written there; ``busy`` is the error if another
-    process holds it. The kernel drops the lock when its holder dies (even by kill -9), and
-    what an interrupted write of NAME left behind is swept once the lock is ours."""
-    from aerec_cli.errors import AerecError
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(folder / f".{name}.lock") as held:
-        if not held:
-            raise AerecError(busy)
-        sweep_leftovers(folder / name)
-        yield

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from aerec_cli import __version__
 from aerec_cli.data import downloads, readers, sample, splits
 from aerec_cli.errors import AerecError
-from aerec_cli.storage import atomic
+from aerec_cli.storage import atomic, locks
 from aerec_cli.storage.paths import default_home  # noqa: F401  (re-exported: store.default_home)
 
 FORMAT_VERSION = 1
@@ -106,7 +106,7 @@ def ingest(
 
 def ingest_lock(home: Path, name: str):
     """Held while dataset NAME is written: a second ingest of it is refused, not interleaved."""
-    return atomic.name_lock(
+    return locks.name_lock(
         home / "datasets",
         name,
         f"dataset {name} is being ingested by another aerec process; wait for it to end, or "

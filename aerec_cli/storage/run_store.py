@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aerec_cli.errors import AerecError
-from aerec_cli.storage import atomic
+from aerec_cli.storage import atomic, locks
 
 if TYPE_CHECKING:  # torch loads only where weights are read or written (fast `recommend`)
     import torch
@@ -161,7 +161,7 @@ def save_run(
 
 def run_lock(home: Path, name: str):
     """Held while training into run NAME: a second process is refused, not interleaved."""
-    return atomic.name_lock(
+    return locks.name_lock(
         home / "runs",
         name,
         f"run {name} is being trained by another aerec process; wait for it to end or pick "
