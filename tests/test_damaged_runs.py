@@ -2,7 +2,8 @@
 and never an unpickled object.
 
 Every command that loads a run (evaluate, recommend, similar, embed, outliers) is checked
-against each kind of damage. A damaged or foreign ``serving.safetensors`` (derived from the weights) is rebuilt.
+against each kind of damage. A damaged or foreign ``serving.safetensors`` (derived from the
+weights) is rebuilt.
 """
 
 from __future__ import annotations
