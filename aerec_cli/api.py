@@ -130,14 +130,10 @@ class Run:
         _, columns = item_embeddings(self.home.path, run=self.name)
         return pd.DataFrame(columns)
 
-    def outliers(
-        self, *, by: str | None = None, top: int = 10, min_ratings: int = 1
-    ) -> Outliers:
+    def outliers(self, *, by: str | None = None, top: int = 10, min_ratings: int = 1) -> Outliers:
         from aerec_cli.scoring.outliers import find_outliers
 
-        return find_outliers(
-            self.home.path, top=top, by=by, run=self.name, min_ratings=min_ratings
-        )
+        return find_outliers(self.home.path, top=top, by=by, run=self.name, min_ratings=min_ratings)
 
 
 class Home:
