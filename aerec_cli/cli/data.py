@@ -91,6 +91,12 @@ def ingest(
     if fmt is OutputFormat.json:
         output.print_json(summary)
         return
+    _print_summary(dataset)
+
+
+def _print_summary(dataset) -> None:
+    """The ingest table: what was stored, then the ratings by stars."""
+    meta = dataset.meta
     density = meta["ratings"] / max(1, meta["users"] * meta["items"])
     split_info = meta["split"]
     split_text = split_info["method"]
