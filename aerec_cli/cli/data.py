@@ -21,12 +21,21 @@ def ingest(
     ),
     name: str = typer.Option(None, "--name", help="Dataset name \\[default: from the source]."),
     split: str = typer.Option(
-        "random",
+        None,
         "--split",
-        help="random, temporal (each user's latest ratings), or for ml-100k u1..u5, ua, ub.",
+        help="random, temporal (each user's latest ratings), or for ml-100k u1..u5, ua, ub "
+        "\\[default: random].",
     ),
     test_fraction: float = typer.Option(
-        0.1, "--test-fraction", help="Share of ratings (per user for temporal) that go to test."
+        None,
+        "--test-fraction",
+        help="Share of ratings (per user for temporal) that go to test \\[default: 0.1].",
+    ),
+    test: str = typer.Option(
+        None,
+        "--test",
+        help="Your own split: the test ratings (a file, zip or folder, read like SOURCE), "
+        "SOURCE being the train ratings. Ids of both are kept; not with --split.",
     ),
     columns: str = typer.Option(
         None,
@@ -44,7 +53,10 @@ def ingest(
     force: bool = typer.Option(False, "--force", help="Replace a dataset of the same name."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
 ):
-    """Read MovieLens ratings, split them, and store sparse matrices and id maps."""
+    """Read MovieLens ratings, split them, and store sparse matrices and id maps.
+
+    With --test, SOURCE is the train split and TEST the test split: your own split.
+    """
     from aerec_cli.storage import dataset_store
 
     settings: Settings = ctx.obj
@@ -60,9 +72,10 @@ def ingest(
         columns,
         sep,
         skip_bad_lines,
+        test=test,
     )
     for warning in warnings:
-        output.err.print(f"warning: {warning}")
+        output.warn(warning)
     meta = dataset.meta
     summary = {
         "name": dataset.name,
@@ -78,13 +91,19 @@ def ingest(
     if fmt is OutputFormat.json:
         output.print_json(summary)
         return
+    _print_summary(dataset)
+
+
+def _print_summary(dataset) -> None:
+    """The ingest table: what was stored, then the ratings by stars."""
+    meta = dataset.meta
     density = meta["ratings"] / max(1, meta["users"] * meta["items"])
     split_info = meta["split"]
-    split_text = split_info["method"] + (
-        f" ({split_info['test_fraction']:g} test, seed {split_info['seed']})"
-        if "seed" in split_info
-        else ""
-    )
+    split_text = split_info["method"]
+    if "seed" in split_info:
+        split_text += f" ({split_info['test_fraction']:g} test, seed {split_info['seed']})"
+    elif "test_source" in split_info:
+        split_text += f" (test: {split_info['test_source']})"
     rows = [
         ["dataset", dataset.name],
         ["path", str(dataset.path)],

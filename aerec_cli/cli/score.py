@@ -1,4 +1,4 @@
-"""Commands that score a trained run: recommend, similar, embed, outliers."""
+"""Commands that score a trained run: recommend, predict, similar, embed, outliers."""
 
 from __future__ import annotations
 
@@ -193,6 +193,110 @@ def _recommend_all(settings: Settings, path: Path, top: int, run, include_rated:
         f"wrote {n_rows:,} rows (top {top} of {served.n_users:,} users, run {served.run.name}) "
         f"to {path}"
     )
+
+
+PREDICT_EPILOG = "\n\n".join(
+    [
+        "Pairs: --user ID with --item ID (repeat --item for several items), or --pairs FILE: a "
+        "CSV of user,item[,rating] with raw ids (header optional; ',', tab or ';' separators).",
+        "When the file has a rating column, RMSE and MAE over its pairs are printed too: over "
+        "the dataset's test split they equal evaluate's.",
+        "A user or item without training ratings gets the bias baseline, as in evaluate.",
+    ]
+)
+
+
+@app.command(epilog=PREDICT_EPILOG)
+def predict(
+    ctx: typer.Context,
+    user: str = typer.Option(None, "--user", help="Raw user id (see: aerec users)."),
+    item: list[str] = typer.Option(
+        None, "--item", help="Raw item id to predict for --user (repeat the option)."
+    ),
+    pairs_file: Path = typer.Option(
+        None, "--pairs", help="CSV of user,item[,rating] (raw ids; header optional)."
+    ),
+    skip_unknown: bool = typer.Option(
+        False, "--skip-unknown", help="Skip pairs with unknown ids (counted on stderr)."
+    ),
+    output_file: Path = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="Write to FILE instead: .csv, .parquet or .jsonl (user, item, title, predicted"
+        "[, rating]).",
+    ),
+    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
+    fmt: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json or csv."),
+):
+    """Predicted stars for (user, item) pairs; with given ratings, their RMSE and MAE."""
+    from aerec_cli.scoring import predictions
+    from aerec_cli.storage import exports
+
+    settings: Settings = ctx.obj
+    check_scoring_device(settings)
+    if pairs_file is not None and (user is not None or item):
+        raise AerecError("use either --pairs FILE or --user ID --item ID, not both")
+    if pairs_file is None and (user is None or not item):
+        raise AerecError(
+            "say which pairs to predict: --user ID with --item ID (repeatable), or --pairs FILE "
+            "(CSV of user,item[,rating])"
+        )
+    if output_file is not None:
+        exports.file_format(output_file)  # an unknown extension fails before any work
+    if pairs_file is not None:
+        pairs = predictions.read_pairs_file(pairs_file)
+    else:
+        pairs = [(user, i) for i in item]
+    result = predictions.predict_pairs(
+        settings.home, pairs, run=run, skip_unknown=skip_unknown, note=settings.note
+    )
+    if result.skipped:
+        output.warn(_skipped_line(result))
+    accuracy = (
+        f"RMSE {result.rmse:.4f}, MAE {result.mae:.4f} over {result.n_rated:,} rated pairs"
+        if result.rmse is not None
+        else None
+    )
+    if output_file is not None:
+        n_rows = exports.write_columns(output_file, result.columns())
+        settings.note(f"wrote {n_rows:,} rows (run {result.run}) to {output_file}")
+        if accuracy:
+            settings.note(accuracy)
+    elif fmt is ListFormat.json:
+        output.print_json(result.to_dict())
+    elif fmt is ListFormat.csv:
+        output.echo_csv(list(result.columns()), [p.to_dict() for p in result.pairs])
+        if accuracy:
+            settings.note(accuracy)
+    else:
+        _print_predictions(result, accuracy)
+
+
+def _skipped_line(result) -> str:
+    unknown = [
+        f"{kind} {', '.join(ids[:5])}" + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        for kind, ids in (("users", result.unknown_users), ("items", result.unknown_items))
+        if ids
+    ]
+    return (
+        f"skipped {result.skipped:,} pair(s) with ids not in dataset {result.dataset}: "
+        + "; ".join(unknown)
+    )
+
+
+def _print_predictions(result, accuracy: str | None) -> None:
+    rated = result.n_rated > 0
+    columns = ["user", "item", "title", "stars"] + (["rating"] if rated else [])
+    rows = []
+    for pair in result.pairs:
+        row = [pair.user, pair.item, pair.title, f"{pair.predicted:.2f}"]
+        if rated:
+            row.append("" if pair.rating is None else f"{pair.rating:g}")
+        rows.append(row)
+    output.out.print(output.table(f"predicted stars (run {result.run})", columns, rows))
+    if accuracy:
+        output.out.print(accuracy)
 
 
 @app.command()

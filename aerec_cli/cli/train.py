@@ -134,7 +134,7 @@ def train(
 ):
     """Train an autoencoder on a dataset's train split and save the run."""
     from aerec_cli.cli.progress import EpochProgress
-    from aerec_cli.training import distributed, session
+    from aerec_cli.training import session
 
     settings: Settings = ctx.obj
     config = TrainConfig(
@@ -158,28 +158,24 @@ def train(
         pretrain_epochs=pretrain_epochs,
         cd_steps=cd_steps,
     )
-    config.check()
-    world, device = distributed.join(settings.torch_device())
-    try:
-        speaks = world.is_main and not settings.quiet
-        if speaks:
-            where = f"{world.size} processes" if world.active else str(device)
-            what = f"resuming run {resume}" if resume else f"training {kind} ({orientation}-based)"
-            settings.note(f"{what} on {where}")
-        progress = EpochProgress(
-            output.err, config.epochs, config.pretrain_epochs, speaks, settings.verbose
+    progress = EpochProgress(output.err, enabled=not settings.quiet, verbose=settings.verbose)
+
+    def started(start: session.TrainingStart) -> None:
+        settings.note(start.description)
+        progress.plan(start.config.epochs, start.config.pretrain_epochs)
+
+    with progress:
+        saved, result = session.train(
+            settings.home,
+            config,
+            resume=resume,
+            data=data,
+            run=run,
+            device=settings.device,
+            threads=settings.threads,
+            on_start=started,
+            on_epoch=progress.update,
         )
-        with progress, session.stop_on_signals() as stop:
-            if resume:
-                saved, result = session.resume_run(
-                    settings.home, resume, device, progress.update, world, stop
-                )
-            else:
-                saved, result = session.train_run(
-                    settings.home, config, device, data, run, progress.update, world, stop
-                )
-    finally:
-        distributed.leave()
     if saved is None:  # not rank 0 under torchrun: rank 0 reports and saves
         return
     output.out.print(

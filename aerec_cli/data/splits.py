@@ -1,10 +1,14 @@
-"""Train/test splits of a ratings frame: random, temporal (per user), or predefined."""
+"""Train/test splits of a ratings frame: random, temporal (per user), predefined, or given
+(the user brings the test split as a second source)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from aerec_cli.data import readers
 from aerec_cli.errors import AerecError
 
 SPLIT_METHODS = ["random", "temporal"]
@@ -57,3 +61,58 @@ def _user_time_order(users: np.ndarray, stamps: np.ndarray) -> np.ndarray:
         if (int(users.max()) + 1) * span < 2**62:  # one int64 key: faster than lexsort
             return np.argsort(users * span + (stamps - low), kind="stable")
     return np.lexsort((stamps, users))
+
+
+# --- a split the user brings: train and test in two sources ------------------------------
+
+
+def check_given(test: str | Path, split: str | None, test_fraction: float | None) -> Path:
+    """The test source of a given split, checked before anything is read."""
+    if split is not None or test_fraction is not None:
+        given = " and ".join(
+            flag
+            for flag, value in (("--split", split), ("--test-fraction", test_fraction))
+            if value is not None
+        )
+        raise AerecError(
+            f"--test gives the test split itself, so {given} cannot be used with it; "
+            "leave out one or the other"
+        )
+    path = Path(test).expanduser()
+    if not path.exists():
+        raise AerecError(
+            f"test source {path} does not exist; --test takes the test split's ratings file "
+            "(or a zip or folder holding it)"
+        )
+    return path
+
+
+def combine_given(
+    train: readers.RatingsTable, test: readers.RatingsTable, test_source: Path
+) -> tuple[readers.RatingsTable, pd.DataFrame, np.ndarray, dict]:
+    """(table, ratings, is_test mask, split info) of a train and a test source stored as one
+    dataset; the ids are those of both, so a test user or item unseen in train keeps its row
+    or column (empty in train: evaluate scores it by the bias baseline, and counts it)."""
+    ratings = readers.concat_ratings([train.ratings, test.ratings])
+    is_test = np.arange(len(ratings)) >= len(train.ratings)
+    train_part, test_part = ratings[~is_test], ratings[is_test]
+    unseen = ~test_part["user"].isin(train_part["user"]) | ~test_part["item"].isin(
+        train_part["item"]
+    )
+    n_unseen = int(unseen.sum())
+    # Titles and genres from the train source; the test source's fill the items it lacks.
+    frames = [f for f in (train.items, test.items) if len(f)] or [train.items]
+    items = pd.concat(frames, ignore_index=True).drop_duplicates("item", keep="first")
+    scale = (
+        min(train.rating_scale[0], test.rating_scale[0]),
+        max(train.rating_scale[1], test.rating_scale[1]),
+    )
+    warnings = train.warnings + [f"test source: {w}" for w in test.warnings]
+    if n_unseen:
+        warnings.append(
+            f"{n_unseen:,} test rating(s) of users or items not in the train source; they are "
+            "predicted by the bias baseline"
+        )
+    table = readers.RatingsTable(ratings, items, train.format, scale, warnings)
+    info = {"method": "given", "test_source": str(test_source), "test_unseen": n_unseen}
+    return table, ratings, is_test, info

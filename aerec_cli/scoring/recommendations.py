@@ -27,13 +27,12 @@ How each answer is made:
 
 from __future__ import annotations
 
-import csv
-import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
+from aerec_cli.data import small_files
 from aerec_cli.errors import AerecError
 from aerec_cli.scoring.results import Reason, Recommendations, Recommended
 from aerec_cli.scoring.scorer import Served, open_run
@@ -101,7 +100,7 @@ def parse_rate(text: str) -> tuple[str, float]:
     """``ITEM=STARS`` from --rate."""
     item, sep, stars = text.partition("=")
     item, stars = item.strip(), stars.strip()
-    value = _number(stars)
+    value = small_files.number(stars)
     if not sep or not item or value is None:
         raise AerecError(
             f"--rate takes ITEM=STARS with a raw item id, e.g. --rate 50=4.5, not {text!r}"
@@ -109,63 +108,15 @@ def parse_rate(text: str) -> tuple[str, float]:
     return item, value
 
 
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-ITEM_HEADERS = {"item", "itemid", "item_id", "movie", "movieid", "movie_id", "id"}
-RATING_HEADERS = {"rating", "ratings", "stars", "score"}
-
-
 def read_ratings_file(path: str | Path) -> list[tuple[str, float]]:
     """(item, stars) pairs from a CSV of ``item,rating`` (header optional; ',', tab or ';')."""
-    path = Path(path).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise AerecError(f"ratings file {path} does not exist") from exc
-    except IsADirectoryError as exc:
-        raise AerecError(f"ratings file {path} is a folder, not a CSV file") from exc
-    except UnicodeDecodeError as exc:
-        raise AerecError(f"ratings file {path} is not UTF-8 text") from exc
-    except OSError as exc:
-        raise AerecError(f"cannot read ratings file {path} ({exc.strerror or exc})") from exc
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1)]
-    lines = [(n, line) for n, line in lines if line.strip() and not line.lstrip().startswith("#")]
-    if not lines:
-        return []
-    first = lines[0][1]
-    delimiter = next((d for d in (",", "\t", ";") if d in first), ",")
-    item_col, rating_col = 0, 1
-    header = next(csv.reader([first], delimiter=delimiter))
-    names = [h.strip().lower() for h in header]
-    if len(names) >= 2 and _number(names[1]) is None:  # a header line
-        item_col = next((k for k, h in enumerate(names) if h in ITEM_HEADERS), 0)
-        rating_col = next((k for k, h in enumerate(names) if h in RATING_HEADERS), 1)
-        if item_col == rating_col:
-            raise AerecError(
-                f"ratings file {path} line {lines[0][0]}: cannot tell the item and rating "
-                f"columns from the header {first.strip()!r}; use item,rating"
-            )
-        width = len(names)
-        lines = lines[1:]
-    else:
-        width = 2
-    pairs = []
-    for number, line in lines:
-        fields = [f.strip() for f in next(csv.reader([line], delimiter=delimiter))]
-        value = _number(fields[rating_col]) if len(fields) == width else None
-        if value is None or not fields[item_col]:
-            raise AerecError(
-                f"ratings file {path} line {number}: expected item{delimiter}rating "
-                f"(a raw item id and a number of stars), got {line.strip()!r}"
-            )
-        pairs.append((fields[item_col], value))
-    return pairs
+    read = small_files.read_columns(
+        path,
+        [small_files.ITEM, small_files.RATING],
+        label="ratings file",
+        meaning="a raw item id and a number of stars",
+    )
+    return [(item, stars) for item, stars in read.rows]
 
 
 def recommend_for_new_user(

@@ -78,26 +78,47 @@ def ingest(
     home: Path,
     name: str | None = None,
     force: bool = False,
-    split: str = "random",
-    test_fraction: float = 0.1,
+    split: str | None = None,
+    test_fraction: float | None = None,
     seed: int = 0,
     columns: str | None = None,
     sep: str | None = None,
     skip_bad_lines: bool = False,
+    *,
+    test: str | Path | None = None,
 ) -> tuple[Dataset, list[str]]:
-    """Read ``source``, split it, and store it as ``HOME/datasets/NAME``. Returns warnings too."""
+    """Read ``source``, split it, and store it as ``HOME/datasets/NAME``. Returns warnings too.
+
+    ``split`` defaults to random with ``test_fraction`` 0.1. ``test``: a second source holding
+    the test split (the user's own split, read like ``source``); ``source`` is then the train
+    split, and ``split``/``test_fraction`` must be left out.
+    """
     name = name or _name_from_source(source)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise AerecError(f"dataset name {name!r} may hold only letters, digits, '.', '_', '-'")
     target = home / "datasets" / name
-    _check_split(split, test_fraction)  # before reading: a large source takes a while
+    # Checked before reading: a large source takes a while.
+    if test is not None:
+        test = splits.check_given(test, split, test_fraction)
+    else:
+        split = split or "random"
+        test_fraction = 0.1 if test_fraction is None else test_fraction
+        _check_split(split, test_fraction)
     with ingest_lock(home, name):  # from the existence check to the final rename
         if target.exists() and not force:
             raise AerecError(
                 f"dataset {name} already exists at {target}; pass --force to replace it"
             )
         table, source_path = _read(source, home, columns, sep, skip_bad_lines)
-        ratings, is_test, split_info = _split(table, split, test_fraction, seed)
+        if test is not None:
+            try:
+                test_table = readers.read_source(test, columns, sep, skip_bad_lines)
+            except AerecError as exc:  # say which of the two sources it is about
+                raise AerecError(f"test source {test}: {exc.message}") from exc
+            table, ratings, is_test, split_info = splits.combine_given(table, test_table, test)
+            split_info["test_sha256"] = _source_digest(test, test_table)
+        else:
+            ratings, is_test, split_info = _split(table, split, test_fraction, seed)
         digest = _source_digest(source_path, table)
         with atomic.staged_folder(target, replace=force) as folder:
             meta = _write_dataset(folder, name, table, ratings, is_test, split_info, source, digest)
