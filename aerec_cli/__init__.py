@@ -1,16 +1,26 @@
 """aerec: a recommender that learns from star ratings with autoencoders.
 
-The CLI (`aerec ...`) is a thin layer over these modules; each command has a
-Python counterpart:
+The CLI (`aerec ...`) is a thin layer over the library; each command is a method of
+:class:`Home` or :class:`Run` (see aerec_cli/api.py). The README's example:
 
-    from aerec_cli.storage import dataset_store
-    from aerec_cli.training import session
-    from aerec_cli.evaluation import evaluator
-    from aerec_cli.scoring import recommendations
-    ds = dataset_store.ingest("ml-100k.zip", home="~/aerec")
-    run = session.train_run(home="~/aerec")
-    report = evaluator.evaluate_run(home="~/aerec")
-    recs = recommendations.recommend_for_user("42", home="~/aerec", top=10)
+    from aerec_cli import Home
+
+    home = Home("~/aerec")
+    home.ingest("ml-100k.zip", force=True)  # your own split: ingest("u1.base", test="u1.test")
+    run = home.train(kind="denoising", epochs=30, progress=lambda row: None)  # row: one epoch
+    report = run.evaluate()
+    print(f"test RMSE {report.rmse:.4f} (bias baseline {report.baselines['bias']['rmse']:.4f})")
+    print(report.ranking_frame()[["ndcg@10"]])
+    print(run.recommend("7", top=5).to_frame()[["rank", "item", "title", "score"]])
+    print(run.recommend(ratings=[("1", 5), ("7", 4), ("12", 5)], top=3).to_frame())
+    print(run.predict([("7", "1"), ("7", "12", 4.0)]).to_frame())
+    print(run.similar("1", top=3).to_frame())
+    print(run.outliers(by="user", top=3).to_frame())
+    print(run.embed().shape, [r.name for r in home.runs()])
 """
 
 __version__ = "0.1.0"
+
+from aerec_cli.api import Home, Run  # noqa: E402  (after __version__, which modules import)
+
+__all__ = ["Home", "Run", "__version__"]

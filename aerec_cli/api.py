@@ -21,12 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aerec_cli.storage import dataset_store, run_store
+from aerec_cli.storage import run_store
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from aerec_cli.scoring.predictions import Predictions
     from aerec_cli.scoring.results import Outliers, Recommendations, SimilarItems
+    from aerec_cli.storage.dataset_store import Dataset
+    from aerec_cli.training.config import TrainConfig
 
 Progress = Callable[[dict], None]  # called with each epoch's history row
 
@@ -105,6 +108,13 @@ class Run:
         listing, _ = recommendations.recommend_for_new_user(ratings, self.home.path, **options)
         return listing
 
+    def predict(self, pairs: Iterable[Sequence], *, skip_unknown: bool = False) -> Predictions:
+        """Predicted stars for (user, item) or (user, item, rating) pairs of raw ids; with
+        ratings, RMSE and MAE over them too."""
+        from aerec_cli.scoring.predictions import predict_pairs
+
+        return predict_pairs(self.home.path, pairs, run=self.name, skip_unknown=skip_unknown)
+
     def recommend_all(self, *, top: int = 10, include_rated: bool = False) -> pd.DataFrame:
         """Every user's top N: columns user, rank, item, title, score."""
         import pandas as pd
@@ -147,18 +157,60 @@ class Home:
     def __repr__(self) -> str:
         return f"Home({str(self.path)!r})"
 
-    def ingest(self, source: str | Path, **options) -> dataset_store.Dataset:
+    def ingest(self, source: str | Path, **options) -> Dataset:
         """`aerec ingest`: options as the CLI's (name, force, split, test_fraction, seed,
-        columns, sep, skip_bad_lines). Warnings are in ``dataset.meta["warnings"]``."""
+        columns, sep, skip_bad_lines, test). Warnings are in ``dataset.meta["warnings"]``."""
+        from aerec_cli.storage import dataset_store
+
         dataset, _ = dataset_store.ingest(str(source), self.path, **options)
         return dataset
 
     def datasets(self) -> list[dict]:
         """The stored datasets' metadata, oldest first (the last is the default)."""
+        from aerec_cli.storage import dataset_store
+
         return dataset_store.list_datasets(self.path)
 
-    def dataset(self, name: str | None = None) -> dataset_store.Dataset:
+    def dataset(self, name: str | None = None) -> Dataset:
+        from aerec_cli.storage import dataset_store
+
         return dataset_store.load(self.path, name)
+
+    def train(
+        self,
+        config: TrainConfig | None = None,
+        *,
+        data: str | None = None,
+        run: str | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+        progress: Progress | None = None,
+        **settings,
+    ) -> Run:
+        """`aerec train`: a TrainConfig, or its fields as keywords (kind="deep", epochs=50, ...);
+        ``progress`` gets each epoch's history row. Ctrl-C stops after the current epoch and
+        keeps a resumable run (AerecError says how to resume), as in the CLI."""
+        from aerec_cli.training import session
+        from aerec_cli.training.config import TrainConfig
+
+        config = config or TrainConfig(**settings)
+        saved, _ = session.train(
+            self.path,
+            config,
+            data=data,
+            run=run,
+            device=device,
+            threads=threads,
+            on_epoch=progress,
+        )
+        return Run(self, saved)
+
+    def resume(self, run: str, *, device: str = "auto", progress: Progress | None = None) -> Run:
+        """`aerec train --resume RUN`: finish an interrupted run with its own settings."""
+        from aerec_cli.training import session
+
+        saved, _ = session.train(self.path, resume=run, device=device, on_epoch=progress)
+        return Run(self, saved)
 
     def runs(self) -> list[Run]:
         return [Run(self, stored) for stored in run_store.list_runs(self.path)]

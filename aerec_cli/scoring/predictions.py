@@ -80,6 +80,12 @@ class Predictions:
             columns["rating"] = [p.rating for p in self.pairs]
         return columns
 
+    def to_frame(self):
+        """The pairs as a pandas DataFrame: user, item, title, predicted[, rating]."""
+        import pandas as pd
+
+        return pd.DataFrame(self.columns())
+
 
 def read_pairs_file(path: str | Path) -> list[tuple]:
     """(user, item) or (user, item, rating) rows of a CSV ``user,item[,rating]``.
