@@ -24,7 +24,7 @@ from aerec_cli.evaluation.metrics import (
     rmse,
 )
 from aerec_cli.models.baselines import BiasBaseline, GlobalMean
-from aerec_cli.scoring.scorer import Served, open_run
+from aerec_cli.scoring.scorer import Scorer, open_run
 from aerec_cli.storage import dataset_store, run_store
 
 
@@ -50,7 +50,7 @@ class Loaded:
 
     run: run_store.Run
     dataset: dataset_store.Dataset
-    scorer: Served
+    scorer: Scorer
 
 
 def load_for_scoring(

@@ -14,7 +14,7 @@ import numpy as np
 
 from aerec_cli.errors import AerecError
 from aerec_cli.scoring.results import SimilarItem, SimilarItems
-from aerec_cli.scoring.scorer import Served, open_run
+from aerec_cli.scoring.scorer import Scorer, open_run
 from aerec_cli.scoring.topk import best_items, check_top
 
 
@@ -62,7 +62,7 @@ def similar_items(
 
 def item_embeddings(
     home: Path, *, run: str | None = None, note: Callable[[str], None] | None = None
-) -> tuple[Served, dict[str, list]]:
+) -> tuple[Scorer, dict[str, list]]:
     """Columns item, title, code_0..code_{k-1}: the learned code of every item."""
     served = open_run(home, run, note)
     codes = served.item_codes()

@@ -11,11 +11,11 @@ import numpy as np
 
 from aerec_cli.errors import AerecError
 from aerec_cli.scoring.results import Outlier, Outliers
-from aerec_cli.scoring.scorer import Served, open_run
+from aerec_cli.scoring.scorer import Scorer, open_run
 from aerec_cli.scoring.topk import best_items, check_top
 
 
-def reconstruction_errors(served: Served) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reconstruction_errors(served: Scorer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(user, item, squared error) of every training rating, reconstructed from the whole
     train split as input and clipped to the rating scale."""
     indptr = served.arrays["train.indptr"]

@@ -1,6 +1,6 @@
 """Predicted stars for given (user, item) pairs of a trained run: ``aerec predict``.
 
-The pairs go through :meth:`Served.predict`, the numpy scorer every command shares, so a pair
+The pairs go through :meth:`Scorer.predict`, the numpy scorer every command shares, so a pair
 gets exactly the stars ``recommend`` lists and ``evaluate`` scores (the bias baseline for a
 user or item without training ratings, clipped to the rating scale). No torch, no pandas.
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from aerec_cli.data import small_files
 from aerec_cli.errors import AerecError
-from aerec_cli.scoring.scorer import Served, open_run
+from aerec_cli.scoring.scorer import Scorer, open_run
 
 PAIRS_SPEC = [
     small_files.USER,
@@ -170,7 +170,7 @@ class _Known:
     unknown_items: dict[str, None] = field(default_factory=dict)
 
 
-def _known_pairs(served: Served, pairs: list[Sequence], skip_unknown: bool) -> _Known:
+def _known_pairs(served: Scorer, pairs: list[Sequence], skip_unknown: bool) -> _Known:
     known = _Known()
     user_of: dict[str, int | None] = {}  # one lookup (and one error) per distinct user
     for position, pair in enumerate(pairs, 1):
@@ -191,7 +191,7 @@ def _known_pairs(served: Served, pairs: list[Sequence], skip_unknown: bool) -> _
     return known
 
 
-def _parse_pair(served: Served, pair: Sequence, position: int) -> tuple[str, str, float | None]:
+def _parse_pair(served: Scorer, pair: Sequence, position: int) -> tuple[str, str, float | None]:
     """(user id, item id, rating or None) of one pair, the rating checked against the scale."""
     if isinstance(pair, (str, bytes)) or len(pair) not in (2, 3):
         raise AerecError(f"pair {position} is {pair!r}; give (user, item) or (user, item, rating)")
@@ -210,7 +210,7 @@ def _parse_pair(served: Served, pair: Sequence, position: int) -> tuple[str, str
     return user_id, item_id, stars
 
 
-def _user_index(served: Served, user_id: str, skip_unknown: bool) -> int | None:
+def _user_index(served: Scorer, user_id: str, skip_unknown: bool) -> int | None:
     try:
         return served.user_index(user_id)
     except AerecError as exc:

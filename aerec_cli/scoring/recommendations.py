@@ -1,6 +1,6 @@
 """Top-N lists, explanations, new-user fold-in, item neighbours, item codes and outliers.
 
-Everything here scores with numpy from the run's serving file (see serving.py), so none of it
+Everything here scores with numpy from the run's serving file (see serving_file.py), so none of it
 imports torch or pandas: `aerec recommend --user 42` starts and answers in well under a second.
 
 How each answer is made:
@@ -35,7 +35,7 @@ import numpy as np
 from aerec_cli.data import small_files
 from aerec_cli.errors import AerecError
 from aerec_cli.scoring.results import Reason, Recommendations, Recommended
-from aerec_cli.scoring.scorer import Served, open_run
+from aerec_cli.scoring.scorer import Scorer, open_run
 from aerec_cli.scoring.topk import best_items, check_top
 
 MIN_RATINGS = 3  # usable ratings a new user needs before the model (not popularity) ranks
@@ -49,7 +49,7 @@ EXPLAIN_METHODS = {
 }
 
 
-def _entry(served: Served, index: int, score: float, rated: dict[int, float]) -> Recommended:
+def _entry(served: Scorer, index: int, score: float, rated: dict[int, float]) -> Recommended:
     items = served.items
     return Recommended(
         item=items.ids[index],
@@ -206,7 +206,7 @@ def _some(ids: Iterable[str], limit: int = 10) -> str:
     return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
-def popularity_scores(served: Served, damping: float = POPULARITY_DAMPING) -> np.ndarray:
+def popularity_scores(served: Scorer, damping: float = POPULARITY_DAMPING) -> np.ndarray:
     """Damped mean rating of each item: (sum + m * global mean) / (count + m)."""
     mean = float(served.arrays["baseline.mean"][0])
     counts = served.arrays["item_count"].astype(np.float64)
@@ -217,7 +217,7 @@ def popularity_scores(served: Served, damping: float = POPULARITY_DAMPING) -> np
 
 
 def _add_explanations(
-    served: Served,
+    served: Scorer,
     result: Recommendations,
     best: np.ndarray,
     cols: np.ndarray,
@@ -230,7 +230,7 @@ def _add_explanations(
 
 
 def explain_items(
-    served: Served, targets: np.ndarray, cols: np.ndarray, stars: np.ndarray
+    served: Scorer, targets: np.ndarray, cols: np.ndarray, stars: np.ndarray
 ) -> list[list[Reason]]:
     """For each target item, the rated items (cols, stars) that weigh most in its score."""
     targets = np.asarray(targets, dtype=np.int64)
@@ -288,7 +288,7 @@ def recommend_all_users(
     include_rated: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     note: Callable[[str], None] | None = None,
-) -> tuple[Served, dict[str, list]]:
+) -> tuple[Scorer, dict[str, list]]:
     """Top-N of every user of the run's dataset, as columns user, rank, item, title, score."""
     check_top(top)
     served = open_run(home, run, note)

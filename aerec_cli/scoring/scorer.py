@@ -1,7 +1,7 @@
 """A trained run ready to score with numpy: the one scoring path of every command.
 
 ``open_run`` checks a run against its dataset and opens its serving file (see
-serving_file.py); :class:`Served` predicts stars for (user, item) pairs, for every item of
+serving_file.py); :class:`Scorer` predicts stars for (user, item) pairs, for every item of
 known users, and for new users folded in without retraining. Users or items with no
 training ratings fall back to the bias baseline (mu + b_u + b_i). ``evaluate``, ``predict``,
 ``recommend``, ``similar``, ``embed`` and ``outliers`` all score through it, and none of them
@@ -42,7 +42,7 @@ class ItemInfo:
 
 
 @dataclass
-class Served:
+class Scorer:
     """A run ready to score with numpy: its serving arrays and its dataset's id maps."""
 
     run: run_store.Run
@@ -198,7 +198,7 @@ class Served:
     # -- scores of known users
 
     def user_scores(self, user: int) -> np.ndarray:
-        """Predicted stars for every item, for one known user (as inference.Scorer)."""
+        """Predicted stars for every item, for one known user."""
         return self.block_scores(np.array([user]))[0]
 
     def block_scores(self, users: np.ndarray, clip: bool = True) -> np.ndarray:
@@ -336,11 +336,12 @@ def _read_csv(path: Path) -> list[list[str]]:
 # --- opening a run ----------------------------------------------------------------------
 
 
-def open_run(home: Path, run_name: str | None = None, note=None) -> Served:
+def open_run(home: Path, run_name: str | None = None, note=None) -> Scorer:
     """The run (default: latest) and its dataset, checked to match, ready to score.
 
-    The same checks as evaluation.load_for_scoring, without torch or pandas. Builds the serving
-    file first where it is missing or stale (``note`` is told, as this loads torch).
+    Needs neither torch nor pandas. Builds the serving file first where it is missing, damaged
+    or made from other weights or another dataset version (``note`` is told, as this loads
+    torch).
     """
     run = run_store.load_run(home, run_name)
     folder = home / "datasets" / run.dataset
@@ -373,7 +374,7 @@ def open_run(home: Path, run_name: str | None = None, note=None) -> Served:
         if note is not None:
             note(f"preparing run {run.name} for fast scoring (once) ...")
         arrays = serving_file.rebuild(home, run, path=path, **hashes)
-    served = Served(run, run.dataset, folder, meta, arrays)
+    served = Scorer(run, run.dataset, folder, meta, arrays)
     expected = (int(meta["users"]), int(meta["items"]))
     if (served.n_users, served.n_items) != expected:
         raise AerecError(f"run {run.name} does not fit dataset {run.dataset}; train again")

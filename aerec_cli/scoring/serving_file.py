@@ -3,21 +3,22 @@ pandas: written at the end of training, checked and memory-mapped when a run is 
 
 Every kind shares one network at inference (sigmoid encoder layers, mirrored sigmoid decoder
 layers, a linear output layer), so one numpy forward pass over the saved weights scores every
-kind. At the end of training (training.py, once the run folder is saved) :func:`save` stores
+kind. At the end of training (training/session.py, once the run folder is saved) :func:`save`
+stores
 what does not depend on the user:
 
 - the weights, layer by layer (torch layout: out x in) and where the code sits;
 - the train split as CSR (users x items), so no scipy is needed to read a user's ratings;
 - the bias baseline (mean, user and item biases) and which users and items have training
-  ratings: the fallback for what the autoencoder never saw, as in ``inference.Scorer``;
+  ratings: the fallback for what the autoencoder never saw (see scorer.py);
 - item rating counts and sums (the damped-popularity list for a user with too few ratings);
 - ``item_hidden``: the last hidden layer of every item's training row (item orientation), so a
   known user's scores are one product ``H @ W[u] + b[u]``;
 - ``item_code``: the learned item representation (item orientation: the encoder code of each
   item row; user orientation: each item's row of the output layer), for ``similar``/``embed``.
 
-A run without the file (trained before it existed) gets it on first use. ``recommend``,
-``similar``, ``embed`` and ``outliers`` import neither torch nor pandas on this path.
+A run without a valid file (trained before it existed, damaged, or derived from other weights
+or another dataset version) gets a new one on first use.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ FORMAT = "1"
 def build(
     model: RatingAutoencoder, train: sp.csr_matrix, orientation: str
 ) -> dict[str, np.ndarray]:
-    """Everything :class:`Served` reads, from a trained model and its train split."""
+    """Everything :class:`Scorer` reads, from a trained model and its train split."""
     from aerec_cli.models.baselines import BiasBaseline
 
     net = Network.from_model(model)
