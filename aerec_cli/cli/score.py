@@ -84,6 +84,35 @@ def recommend(
     settings: Settings = ctx.obj
     check_scoring_device(settings)
     new_user = bool(rate) or ratings_file is not None
+    _check_recommend_modes(
+        user=user, new_user=new_user, all_users=all_users, explain=explain, output_file=output_file
+    )
+    if all_users:
+        _recommend_all(settings, output_file, top, run, include_rated)
+        return
+    options = dict(
+        top=top, run=run, include_rated=include_rated, explain=explain, note=settings.note
+    )
+    if new_user:
+        result, who = _new_user_listing(settings, rate, ratings_file, options)
+    else:
+        result = recommendations.recommend_for_user(user, settings.home, **options).to_dict()
+        who = f"user {result['user']}"
+    if output_file is not None:
+        n_rows = exports.write_columns(output_file, _listing_columns(result))
+        settings.note(f"wrote {n_rows:,} rows to {output_file}")
+    elif fmt is ListFormat.json:
+        output.print_json(result)
+    elif fmt is ListFormat.csv:
+        _echo_listing_csv(result, include_rated=include_rated, explain=explain)
+    else:
+        _print_listing(result, f"top {top} for {who}", include_rated=include_rated, explain=explain)
+
+
+def _check_recommend_modes(*, user, new_user, all_users, explain, output_file) -> None:
+    """Exactly one of --user, a new user's ratings or --all-users, with the options it takes."""
+    from aerec_cli.storage import exports
+
     modes = [m for m, on in (("--user", user is not None), ("--rate/--ratings-file", new_user),
                              ("--all-users", all_users)) if on]  # fmt: skip
     if len(modes) > 1:
@@ -104,50 +133,45 @@ def recommend(
             "--explain works for one user at a time (--user or --rate), not --all-users"
         )
 
-    if all_users:
-        _recommend_all(settings, output_file, top, run, include_rated)
-        return
-    options = dict(
-        top=top, run=run, include_rated=include_rated, explain=explain, note=settings.note
-    )
-    if new_user:
-        pairs = recommendations.read_ratings_file(ratings_file) if ratings_file else []
-        if ratings_file and not pairs:
-            output.warn(f"ratings file {ratings_file} holds no ratings")
-        pairs += [recommendations.parse_rate(text) for text in rate or []]
-        listing, warnings = recommendations.recommend_for_new_user(pairs, settings.home, **options)
-        result = listing.to_dict()
-        for warning in warnings:
-            output.warn(warning)
-        if result["method"] == "popularity":
-            who = f"a new user by {result['note'].split(';')[0]}"
-        else:
-            who = f"a new user with {result['ratings_used']} ratings"
-    else:
-        result = recommendations.recommend_for_user(user, settings.home, **options).to_dict()
-        who = f"user {result['user']}"
-    if output_file is not None:
-        columns = {
-            "user": [result["user"] or ""] * len(result["items"]),
-            "rank": list(range(1, len(result["items"]) + 1)),
-            "item": [e["item"] for e in result["items"]],
-            "title": [e["title"] for e in result["items"]],
-            "score": [e["score"] for e in result["items"]],
-        }
-        n_rows = exports.write_columns(output_file, columns)
-        settings.note(f"wrote {n_rows:,} rows to {output_file}")
-        return
-    if fmt is ListFormat.json:
-        output.print_json(result)
-        return
+
+def _new_user_listing(settings: Settings, rate, ratings_file, options: dict) -> tuple[dict, str]:
+    """A new user's list (as JSON-ready data) and how the title names that user."""
+    from aerec_cli.scoring import recommendations
+
+    pairs = recommendations.read_ratings_file(ratings_file) if ratings_file else []
+    if ratings_file and not pairs:
+        output.warn(f"ratings file {ratings_file} holds no ratings")
+    pairs += [recommendations.parse_rate(text) for text in rate or []]
+    listing, warnings = recommendations.recommend_for_new_user(pairs, settings.home, **options)
+    for warning in warnings:
+        output.warn(warning)
+    result = listing.to_dict()
+    if result["method"] == "popularity":
+        return result, f"a new user by {result['note'].split(';')[0]}"
+    return result, f"a new user with {result['ratings_used']} ratings"
+
+
+def _listing_columns(result: dict) -> dict[str, list]:
+    entries = result["items"]
+    return {
+        "user": [result["user"] or ""] * len(entries),
+        "rank": list(range(1, len(entries) + 1)),
+        "item": [e["item"] for e in entries],
+        "title": [e["title"] for e in entries],
+        "score": [e["score"] for e in entries],
+    }
+
+
+def _echo_listing_csv(result: dict, *, include_rated: bool, explain: bool) -> None:
     fields = ["item", "title", "genres", "score"] + (["rating"] if include_rated else [])
-    if fmt is ListFormat.csv:
-        rows = result["items"]
-        if explain:
-            fields.append("because")
-            rows = [{**e, "because": _because(e["because"]).replace("\n", "; ")} for e in rows]
-        output.echo_csv(fields, rows)
-        return
+    rows = result["items"]
+    if explain:
+        fields.append("because")
+        rows = [{**e, "because": _because(e["because"]).replace("\n", "; ")} for e in rows]
+    output.echo_csv(fields, rows)
+
+
+def _print_listing(result: dict, title: str, *, include_rated: bool, explain: bool) -> None:
     columns = ["#", "item", "title", "genres", "stars"] + (["rated"] if include_rated else [])
     rows = []
     for rank, entry in enumerate(result["items"], 1):
@@ -159,7 +183,7 @@ def recommend(
         rows.append(row)
     if explain:
         columns.append("because")
-    output.out.print(output.table(f"top {top} for {who} (run {result['run']})", columns, rows))
+    output.out.print(output.table(f"{title} (run {result['run']})", columns, rows))
     if explain:
         output.out.print(f"because: {result['explain_method']}")
 
