@@ -1,10 +1,11 @@
 """`aerec train`'s flags and help that come from the kind registry (models/kinds.py).
 
 A command function marks the parameters to generate with ``= GENERATED``: ``kind``, ``hidden``
-and ``weight_decay`` get their help from the declarations, and ``kind_options`` becomes one
-flag per declared option (in the "Kind options" panel), collected back into a dict of the
-options the user gave. The flags are built each time Typer builds the command, from the
-registry as it is then, so declaring a kind or an option is all it takes to get its flags.
+(parsed into a list of sizes) and ``weight_decay`` get their help from the declarations, and
+``kind_options`` becomes one flag per declared option (in the "Kind options" panel), collected
+back into a dict of the options the user gave. The flags are built each time Typer builds the
+command, from the registry as it is then, so declaring a kind or an option is all it takes to
+get its flags.
 
 Values are only parsed here (text to number); their rules are checked once, by
 ``TrainConfig.check``, which reads the same declarations.
@@ -117,6 +118,7 @@ def _hidden_param(param: inspect.Parameter) -> inspect.Parameter:
             None,
             "--hidden",
             help=f"Layer sizes, e.g. 500 or 500,250 \\[default: {defaults}].",
+            parser=kinds.parse_hidden,
         ),
     )
 

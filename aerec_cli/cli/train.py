@@ -16,15 +16,6 @@ from aerec_cli.training.config import TrainConfig
 D = TrainConfig()  # the defaults shown in `aerec train --help`
 
 
-def _parse_sizes(text: str | None) -> list[int]:
-    if not text:
-        return []
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise AerecError(f"--hidden takes integers like 500 or 500,250, not {text!r}") from exc
-
-
 # The flags marked GENERATED, the "Kind options" panel and the epilog's list of kinds come
 # from the kind registry (models/kinds.py; see kind_flags.py).
 @app.command(cls=KindsCommand)
@@ -39,7 +30,7 @@ def train(
         help="item (I-AutoRec: reconstruct each item's ratings) or user (U-AutoRec).",
         parser=str,  # the choices label the help; TrainConfig.check refuses others
     ),
-    hidden: str = GENERATED,
+    hidden: list[int] = GENERATED,
     epochs: int = typer.Option(
         D.epochs, "--epochs", help="Most fine-tuning epochs; early stopping may end sooner."
     ),
@@ -78,7 +69,7 @@ def train(
     config = TrainConfig(
         kind=kind,
         orientation=orientation,
-        hidden=_parse_sizes(hidden),
+        hidden=hidden or [],  # parsed by --hidden itself (kind_flags.py)
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,

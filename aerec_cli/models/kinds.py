@@ -110,6 +110,15 @@ class Option:
         return f"{left}x{'<' if self.high_open else '<='}{self.high:g}"
 
 
+def parse_hidden(text: str) -> list[int]:
+    """`--hidden` as given on the command line, e.g. "500,250"; the sizes are checked by
+    :meth:`Kind.check_hidden`, which knows the kind."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise AerecError(f"--hidden takes integers like 500 or 500,250, not {text!r}") from None
+
+
 @dataclass(frozen=True)
 class Hidden:
     """A rule for hidden layer sizes that several kinds share.
@@ -180,7 +189,7 @@ class Kind:
     def check_hidden(self, hidden: list[int], n_inputs: int | None = None) -> None:
         """The layer sizes suit this kind; with ``n_inputs``, also suit that input size."""
         if any(not isinstance(size, int) or isinstance(size, bool) for size in hidden):
-            raise AerecError(f"--hidden takes whole numbers like 500 or 500,250, not {hidden}")
+            raise AerecError(f"--hidden takes whole numbers, not {hidden}")
         if any(size < 1 for size in hidden):
             raise AerecError(f"--hidden sizes must be at least 1, not {hidden}")
         if self.hidden.deep and len(hidden) < 2:
