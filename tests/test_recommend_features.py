@@ -81,10 +81,10 @@ def test_training_writes_the_serving_file(trained):
 
 @pytest.mark.parametrize("run", RUNS)
 def test_numpy_scores_equal_the_torch_scorer(trained, run):
-    scorer = evaluator.load_for_scoring(trained, run, CPU).scorer
+    torch_scorer = evaluator.load_for_scoring(trained, run, CPU).scorer
     served = scorer.open_run(trained, run)
     users = np.arange(served.n_users)
-    expected = np.stack([scorer.user_scores(u) for u in users])
+    expected = np.stack([torch_scorer.user_scores(u) for u in users])
     np.testing.assert_allclose(served.block_scores(users), expected, atol=1e-4)
     for user in (0, 7, 29):
         np.testing.assert_allclose(served.user_scores(user), expected[user], atol=1e-4)
