@@ -138,6 +138,8 @@ class SourceFiles:
                     member = self._zip.open(info)
                 except (NotImplementedError, RuntimeError) as exc:  # unknown method, encrypted
                     raise self.read_error(name, exc) from exc
+                except UnicodeDecodeError as exc:  # local header's name is not the UTF-8 it claims
+                    raise self.read_error(name, exc) from exc
                 with member:
                     yield textcodec.utf8_stream(member)  # UTF-16/32 text read as UTF-8
             else:
