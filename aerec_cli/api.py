@@ -187,13 +187,14 @@ class Home:
         progress: Progress | None = None,
         **settings,
     ) -> Run:
-        """`aerec train`: a TrainConfig, or its fields as keywords (kind="deep", epochs=50, ...);
+        """`aerec train`: a TrainConfig, or its settings as keywords (kind="denoising",
+        epochs=50, corruption=0.4, ...);
         ``progress`` gets each epoch's history row. Ctrl-C stops after the current epoch and
         keeps a resumable run (AerecError says how to resume), as in the CLI."""
         from aerec_cli.training import session
         from aerec_cli.training.config import TrainConfig
 
-        config = config or TrainConfig(**settings)
+        config = config or TrainConfig.from_dict(settings)
         saved, _ = session.train(
             self.path,
             config,

@@ -25,9 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from aerec_cli.models import kinds
+from aerec_cli.training.config import TrainConfig
+
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ["basic", "sparse", "denoising", "contractive", "stacked", "deep"]
-DEFAULT_KIND = "denoising"
+KINDS = list(kinds.KINDS)  # every declared kind, in declaration order
+DEFAULT_KIND = TrainConfig.kind
 # Run a command and report its wall time and peak RSS (the wrapper's only child is the command).
 MEASURE = (
     "import json, resource, subprocess, sys, time; t = time.perf_counter(); "

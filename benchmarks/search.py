@@ -15,10 +15,12 @@ import itertools
 import json
 import tempfile
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 
+from aerec_cli.models import kinds
 from aerec_cli.storage import dataset_store
 from aerec_cli.training import session
 from aerec_cli.training.config import TrainConfig
@@ -37,9 +39,13 @@ def main() -> None:
     parser.add_argument("--source", required=True)
     parser.add_argument("--split", default="random")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--kind", action="append", required=True)
+    parser.add_argument("--kind", action="append", required=True, choices=list(kinds.KINDS))
     parser.add_argument("--orientation", default="item")
-    parser.add_argument("--grid", default="{}", help="JSON: TrainConfig field -> values")
+    settings = [f.name for f in fields(TrainConfig) if f.name != "options"]
+    settings += [option.name for option, _ in kinds.options()]
+    parser.add_argument(
+        "--grid", default="{}", help=f"JSON: setting -> values; settings: {', '.join(settings)}"
+    )
     parser.add_argument("--out", default="benchmarks/search.csv")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--home", default=str(Path(tempfile.gettempdir()) / "aerec-search"))
@@ -58,7 +64,8 @@ def main() -> None:
         for kind in args.kind:
             for values in itertools.product(*grid.values()):
                 setting = dict(zip(grid.keys(), values), kind=kind, orientation=args.orientation)
-                config = TrainConfig(**setting, seed=args.seed)
+                # Kind options sit at the top level of a grid, as in the CSVs' config column.
+                config = TrainConfig.from_dict({**setting, "seed": args.seed})
                 started = time.perf_counter()
                 result = session.fit(
                     dataset.train, config, torch.device("cpu"), dataset.rating_scale

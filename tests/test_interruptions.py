@@ -47,7 +47,7 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(home, kind):
         hidden=[32, 16] if kind == "deep" else [32],
         epochs=8,
         patience=8,
-        pretrain_epochs=2,
+        options={"pretrain_epochs": 2} if kind == "deep" else {},
     )
     whole, _ = session.train_run(home, config, CPU, run=f"{kind}-whole")
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import typer
 
 from aerec_cli.cli import output
 from aerec_cli.cli.app import Settings, app
+from aerec_cli.cli.kind_flags import GENERATED, KindsCommand, with_kind_flags
 from aerec_cli.cli.output import OutputFormat
 from aerec_cli.errors import AerecError
 from aerec_cli.training.config import TrainConfig
@@ -13,54 +16,27 @@ from aerec_cli.training.config import TrainConfig
 D = TrainConfig()  # the defaults shown in `aerec train --help`
 
 
-def _parse_sizes(text: str | None) -> list[int]:
-    if not text:
-        return []
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise AerecError(f"--hidden takes integers like 500 or 500,250, not {text!r}") from exc
-
-
-KINDS_EPILOG = """Kinds:\n
-basic: undercomplete, one sigmoid bottleneck smaller than the input, linear output (AutoRec).\n
-sparse: overcomplete layer; a KL penalty pulls each unit's mean activation to --sparsity-target.\n
-denoising: observed inputs masked (--corruption) or jittered (--noise); loss on clean ratings.\n
-contractive: adds --contraction-weight x the squared Frobenius norm of the encoder's Jacobian.\n
-stacked: two or more layers, each pretrained greedily as a shallow autoencoder, then fine-tuned.\n
-deep: a stack of RBMs pretrained by contrastive divergence, unrolled, then fine-tuned."""
-
-
-@app.command(epilog=KINDS_EPILOG)
+# The flags marked GENERATED, the "Kind options" panel and the epilog's list of kinds come
+# from the kind registry (models/kinds.py; see kind_flags.py).
+@app.command(cls=KindsCommand)
+@with_kind_flags
 def train(
     ctx: typer.Context,
     data: str = typer.Option(None, "--data", help="Dataset name \\[default: the latest]."),
-    kind: str = typer.Option(
-        D.kind,
-        "--kind",
-        help="basic | sparse | denoising | contractive | stacked | deep (see below).",
-    ),
-    orientation: str = typer.Option(
+    kind: str = GENERATED,
+    orientation: Literal["item", "user"] = typer.Option(
         D.orientation,
         "--orientation",
         help="item (I-AutoRec: reconstruct each item's ratings) or user (U-AutoRec).",
+        parser=str,  # the choices label the help; TrainConfig.check refuses others
     ),
-    hidden: str = typer.Option(
-        None,
-        "--hidden",
-        help="Layer sizes, e.g. 500 or 500,250 \\[default: basic/denoising/contractive "
-        "min(300, inputs/2); sparse 1.25 x inputs; stacked/deep min(500, inputs/2) and half that].",
-    ),
+    hidden: list[int] = GENERATED,
     epochs: int = typer.Option(
         D.epochs, "--epochs", help="Most fine-tuning epochs; early stopping may end sooner."
     ),
     lr: float = typer.Option(D.lr, "--lr", help="Adam learning rate."),
     batch_size: int = typer.Option(D.batch_size, "--batch-size", help="Rating vectors per step."),
-    weight_decay: float = typer.Option(
-        None,
-        "--weight-decay",
-        help="L2 strength (AutoRec's lambda) \\[default: 100; stacked and deep 30].",
-    ),
+    weight_decay: float = GENERATED,
     patience: int = typer.Option(
         D.patience,
         "--patience",
@@ -75,54 +51,7 @@ def train(
     val_fraction: float = typer.Option(
         D.val_fraction, "--val-fraction", help="Share of train ratings held out for validation."
     ),
-    sparsity_target: float = typer.Option(
-        D.sparsity_target,
-        "--sparsity-target",
-        help="sparse: target mean activation of each hidden unit.",
-        rich_help_panel="Kind options",
-    ),
-    sparsity_weight: float = typer.Option(
-        D.sparsity_weight,
-        "--sparsity-weight",
-        help="sparse: weight of the KL sparsity penalty.",
-        rich_help_panel="Kind options",
-    ),
-    corruption: float = typer.Option(
-        D.corruption,
-        "--corruption",
-        help="denoising: share of observed input ratings hidden (mask noise).",
-        rich_help_panel="Kind options",
-    ),
-    noise: str = typer.Option(
-        D.noise,
-        "--noise",
-        help="denoising: mask, gaussian or mask+gaussian.",
-        rich_help_panel="Kind options",
-    ),
-    noise_std: float = typer.Option(
-        D.noise_std,
-        "--noise-std",
-        help="denoising: std (stars) of Gaussian noise on observed ratings.",
-        rich_help_panel="Kind options",
-    ),
-    contraction_weight: float = typer.Option(
-        D.contraction_weight,
-        "--contraction-weight",
-        help="contractive: weight of the Jacobian penalty.",
-        rich_help_panel="Kind options",
-    ),
-    pretrain_epochs: int = typer.Option(
-        D.pretrain_epochs,
-        "--pretrain-epochs",
-        help="stacked/deep: pretraining epochs per layer (0: none).",
-        rich_help_panel="Kind options",
-    ),
-    cd_steps: int = typer.Option(
-        D.cd_steps,
-        "--cd-steps",
-        help="deep: Gibbs steps of contrastive divergence (CD-k).",
-        rich_help_panel="Kind options",
-    ),
+    kind_options: dict = GENERATED,
     run: str = typer.Option(None, "--run", help="Run name \\[default: DATASET-KIND-TIME]."),
     resume: str = typer.Option(
         None,
@@ -137,26 +66,24 @@ def train(
     from aerec_cli.training import session
 
     settings: Settings = ctx.obj
-    config = TrainConfig(
-        kind=kind,
-        orientation=orientation,
-        hidden=_parse_sizes(hidden),
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        weight_decay=weight_decay,
-        patience=patience,
-        lr_patience=lr_patience,
-        val_fraction=val_fraction,
-        seed=settings.seed,
-        sparsity_target=sparsity_target,
-        sparsity_weight=sparsity_weight,
-        corruption=corruption,
-        noise=noise,
-        noise_std=noise_std,
-        contraction_weight=contraction_weight,
-        pretrain_epochs=pretrain_epochs,
-        cd_steps=cd_steps,
+    # A resumed run keeps its own settings: the flags are not read.
+    config = (
+        None
+        if resume
+        else TrainConfig(
+            kind=kind,
+            orientation=orientation,
+            hidden=hidden or [],  # parsed by --hidden itself (kind_flags.py)
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            patience=patience,
+            lr_patience=lr_patience,
+            val_fraction=val_fraction,
+            seed=settings.seed,
+            options=kind_options,
+        )
     )
     progress = EpochProgress(output.err, enabled=not settings.quiet, verbose=settings.verbose)
 

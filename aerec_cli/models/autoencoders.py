@@ -4,18 +4,20 @@ All kinds share one shape: sigmoid encoder layers, mirrored sigmoid decoder laye
 output layer (as in AutoRec), so evaluation and recommendation treat them alike. What makes a
 kind itself lives in its class: a penalty on the code (sparse, contractive), a corruption of
 the input (denoising), or a pretraining recipe run before fine-tuning (stacked, deep; see
-pretraining.py).
+pretraining.py). What a kind is called, which options it takes and which values they may have
+is declared once in kinds.py; these classes only do the arithmetic.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aerec_cli.errors import AerecError
+from aerec_cli.models import kinds
 from aerec_cli.models.batches import SparseBatch
 from aerec_cli.models.network import hidden_path
 
@@ -51,16 +53,13 @@ class InputLayer(nn.Module):
 
 
 class RatingAutoencoder(nn.Module):
-    kind = ""
-    summary = ""
-    # Constructor options beyond n_inputs and hidden; TrainConfig has fields of these names.
-    options: tuple[str, ...] = ()
+    """The shared network. Subclasses take their kind's model options (kinds.py) as keyword
+    arguments, already checked there, and keep each as an attribute of the same name."""
+
     pretraining: str | None = None  # "autoencoder" (stacked) or "rbm" (deep)
 
     def __init__(self, n_inputs: int, hidden: list[int]):
         super().__init__()
-        if not hidden or min(hidden) < 1:
-            raise AerecError(f"--hidden sizes must be positive integers, not {hidden}")
         sizes = [n_inputs, *hidden]
         self.n_inputs = n_inputs
         self.hidden = list(hidden)
@@ -74,10 +73,15 @@ class RatingAutoencoder(nn.Module):
         )
         self.output = nn.Linear(sizes[1], n_inputs)
 
+    @property
+    def kind(self) -> str:
+        return kinds.kind_of(type(self)).name
+
     def spec(self) -> dict:
         """What build_model needs to rebuild this network (saved in config.json)."""
-        extra = {name: getattr(self, name) for name in self.options}
-        return {"kind": self.kind, "n_inputs": self.n_inputs, "hidden": self.hidden, **extra}
+        kind = kinds.kind_of(type(self))
+        extra = {option.name: getattr(self, option.name) for option in kind.model_options()}
+        return {"kind": kind.name, "n_inputs": self.n_inputs, "hidden": self.hidden, **extra}
 
     def encode(self, x: torch.Tensor | SparseBatch) -> torch.Tensor:
         """The code of each row; x is a dense batch or a sparse one (observed ratings only)."""
@@ -119,45 +123,18 @@ class RatingAutoencoder(nn.Module):
         """The decoder layer that undoes encoder layer ``index`` (the output layer for 0)."""
         return self.output if index == 0 else self.decoder[len(self.hidden) - 1 - index]
 
-    @staticmethod
-    def default_hidden(n_inputs: int) -> list[int]:
-        return [max(1, min(300, n_inputs // 2))]
-
 
 class BasicAutoencoder(RatingAutoencoder):
-    kind = "basic"
-    summary = "undercomplete: one sigmoid bottleneck smaller than the input (AutoRec)"
-
-    def __init__(self, n_inputs: int, hidden: list[int]):
-        if len(hidden) != 1:
-            raise AerecError(
-                "basic takes one hidden size (--hidden N); use stacked for more layers"
-            )
-        if hidden[0] >= n_inputs:
-            raise AerecError(
-                f"basic is undercomplete: --hidden {hidden[0]} must be below the input size "
-                f"{n_inputs}; pick a smaller --hidden (or --kind sparse for overcomplete)"
-            )
-        super().__init__(n_inputs, hidden)
+    """AutoRec: one sigmoid bottleneck smaller than the input, nothing else."""
 
 
 class SparseAutoencoder(RatingAutoencoder):
     """Overcomplete, kept in check by a KL penalty that pulls each unit's mean activation
     (over the batch) towards a small target, so only a few units fire for any one input."""
 
-    kind = "sparse"
-    summary = "overcomplete hidden layer with a KL sparsity penalty on hidden activations"
-    options = ("sparsity_target", "sparsity_weight")
-
     def __init__(
-        self, n_inputs: int, hidden: list[int], sparsity_target: float, sparsity_weight: float
+        self, n_inputs: int, hidden: list[int], *, sparsity_target: float, sparsity_weight: float
     ):
-        if len(hidden) != 1:
-            raise AerecError("sparse takes one hidden size (--hidden N)")
-        if not 0 < sparsity_target < 1:
-            raise AerecError(f"--sparsity-target must be in (0, 1), not {sparsity_target}")
-        if sparsity_weight < 0:
-            raise AerecError(f"--sparsity-weight must be 0 or more, not {sparsity_weight}")
         super().__init__(n_inputs, hidden)
         self.sparsity_target = sparsity_target
         self.sparsity_weight = sparsity_weight
@@ -168,33 +145,15 @@ class SparseAutoencoder(RatingAutoencoder):
         kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
         return self.sparsity_weight * kl.mean()
 
-    @staticmethod
-    def default_hidden(n_inputs: int) -> list[int]:
-        # More units than inputs, rounded up to a multiple of 64, capped for memory.
-        return [min(8192, -(-int(n_inputs * 1.25) // 64) * 64)]
-
 
 class DenoisingAutoencoder(RatingAutoencoder):
     """Trained to restore what corruption removed: a share of each input's observed ratings is
     hidden (masking noise) and/or jittered (Gaussian noise); the loss compares the output with
     all the clean observed ratings."""
 
-    kind = "denoising"
-    summary = "inputs corrupted in training (observed ratings masked or jittered), clean targets"
-    options = ("corruption", "noise", "noise_std")
-    NOISES = ("mask", "gaussian", "mask+gaussian")
-
     def __init__(
-        self, n_inputs: int, hidden: list[int], corruption: float, noise: str, noise_std: float
+        self, n_inputs: int, hidden: list[int], *, corruption: float, noise: str, noise_std: float
     ):
-        if len(hidden) != 1:
-            raise AerecError("denoising takes one hidden size (--hidden N)")
-        if not 0 <= corruption < 1:
-            raise AerecError(f"--corruption must be in [0, 1), not {corruption}")
-        if noise not in self.NOISES:
-            raise AerecError(f"--noise must be one of {', '.join(self.NOISES)}, not {noise!r}")
-        if noise_std < 0:
-            raise AerecError(f"--noise-std must be 0 or more, not {noise_std}")
         super().__init__(n_inputs, hidden)
         self.corruption, self.noise, self.noise_std = corruption, noise, noise_std
 
@@ -212,15 +171,7 @@ class ContractiveAutoencoder(RatingAutoencoder):
     """Adds the squared Frobenius norm of the encoder's Jacobian dh/dx to the loss. For a
     sigmoid encoder h = s(Wx + b) it is sum_j (h_j (1 - h_j))^2 * sum_i W_ji^2 (closed form)."""
 
-    kind = "contractive"
-    summary = "penalty on the squared Frobenius norm of the encoder's Jacobian"
-    options = ("contraction_weight",)
-
-    def __init__(self, n_inputs: int, hidden: list[int], contraction_weight: float):
-        if len(hidden) != 1:
-            raise AerecError("contractive takes one hidden size (--hidden N)")
-        if contraction_weight < 0:
-            raise AerecError(f"--contraction-weight must be 0 or more, not {contraction_weight}")
+    def __init__(self, n_inputs: int, hidden: list[int], *, contraction_weight: float):
         super().__init__(n_inputs, hidden)
         self.contraction_weight = contraction_weight
 
@@ -237,19 +188,7 @@ class StackedAutoencoder(RatingAutoencoder):
     """Two or more hidden layers per side. Each layer is first trained greedily as a shallow
     autoencoder of the codes below it, then the whole stack is fine-tuned end to end."""
 
-    kind = "stacked"
-    summary = "several hidden layers, greedy layer-wise autoencoder pretraining, then fine-tuning"
     pretraining = "autoencoder"
-
-    def __init__(self, n_inputs: int, hidden: list[int]):
-        if len(hidden) < 2:
-            raise AerecError(f"{self.kind} needs two or more hidden sizes, e.g. --hidden 500,250")
-        super().__init__(n_inputs, hidden)
-
-    @staticmethod
-    def default_hidden(n_inputs: int) -> list[int]:
-        first = max(2, min(500, n_inputs // 2))
-        return [first, max(1, first // 2)]
 
 
 class DeepAutoencoder(StackedAutoencoder):
@@ -257,27 +196,46 @@ class DeepAutoencoder(StackedAutoencoder):
     the ratings, Bernoulli above) pretrained with contrastive divergence, unrolled into a
     mirrored encoder-decoder, then fine-tuned by backpropagation."""
 
-    kind = "deep"
-    summary = "stack of RBMs pretrained by contrastive divergence, unrolled, then fine-tuned"
     pretraining = "rbm"
 
 
-MODEL_KINDS: dict[str, type[RatingAutoencoder]] = {
-    cls.kind: cls
-    for cls in (
-        BasicAutoencoder,
-        SparseAutoencoder,
-        DenoisingAutoencoder,
-        ContractiveAutoencoder,
-        StackedAutoencoder,
-        DeepAutoencoder,
-    )
-}
+class _ModelKinds(Mapping):
+    """Kind name -> model class, read from the registry when asked (so a kind registered
+    later, e.g. by a test, is here too)."""
+
+    def __getitem__(self, name: str) -> type[RatingAutoencoder]:
+        if name not in kinds.KINDS:
+            raise KeyError(name)
+        return kinds.KINDS[name].model_class()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(kinds.KINDS)
+
+    def __len__(self) -> int:
+        return len(kinds.KINDS)
+
+
+MODEL_KINDS: Mapping[str, type[RatingAutoencoder]] = _ModelKinds()
 
 
 def build_model(spec: dict) -> RatingAutoencoder:
-    kind = spec.get("kind")
-    if kind not in MODEL_KINDS:
-        raise AerecError(f"unknown --kind {kind!r}; choose one of: {', '.join(MODEL_KINDS)}")
-    params = {k: v for k, v in spec.items() if k != "kind"}
-    return MODEL_KINDS[kind](**params)
+    """The network a spec describes: {"kind", "n_inputs", "hidden", <its model options>}.
+
+    A spec comes from training or from a saved run's config.json (perhaps edited or from an
+    older aerec), so it is checked against the kind's declaration; an option the spec lacks
+    (one added after the run was saved) takes its declared default.
+    """
+    kind = kinds.get(spec.get("kind"))
+    n_inputs, hidden = spec.get("n_inputs"), list(spec.get("hidden") or [])
+    if not isinstance(n_inputs, int) or n_inputs < 1:
+        raise ValueError(f"the input size must be a positive integer, not {n_inputs!r}")
+    kind.check_hidden(hidden, n_inputs)
+    options = {option.name: option.default for option in kind.model_options()}
+    for name, value in spec.items():
+        if name in ("kind", "n_inputs", "hidden"):
+            continue
+        if name not in options:
+            raise ValueError(f"{name!r} is not an option of {kind.name} models")
+        options[name] = value
+    kind.check_options(options)
+    return kind.model_class()(n_inputs, hidden, **options)

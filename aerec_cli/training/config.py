@@ -1,19 +1,20 @@
 """Training settings as one dataclass (no torch import, so the CLI can show its defaults fast).
 
-The defaults were chosen on the validation slice of ML-100K (see BENCHMARKS.md).
+The kind's own options live in ``options``, filled with the kind's declared defaults; which
+options a kind takes and their allowed values are declared once, in models/kinds.py, and
+checked here. The defaults were chosen on the validation slice of ML-100K (see BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from aerec_cli.errors import AerecError
+from aerec_cli.models import kinds
 
-KINDS = ("basic", "sparse", "denoising", "contractive", "stacked", "deep")
 ORIENTATIONS = ("item", "user")
-# Chosen on the validation slice (benchmarks/search-*.csv): the deeper kinds want less L2.
-WEIGHT_DECAY = {"stacked": 30.0, "deep": 30.0}
-DEFAULT_WEIGHT_DECAY = 100.0
 
 
 @dataclass
@@ -30,19 +31,39 @@ class TrainConfig:
     lr_patience: int = 10  # halve the step size after this many epochs without progress; 0: never
     val_fraction: float = 0.05
     seed: int = 0
-    # Kind-specific (each model class lists the ones it takes in its ``options``).
-    sparsity_target: float = 0.05
-    sparsity_weight: float = 20.0
-    corruption: float = 0.25
-    noise: str = "mask"
-    noise_std: float = 0.3
-    contraction_weight: float = 0.01
-    pretrain_epochs: int = 10
-    cd_steps: int = 1
+    # The kind's options by name, e.g. {"corruption": 0.4}; those not given take the kind's
+    # declared defaults (filled in on construction, so a saved config records them all).
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        kind = kinds.KINDS.get(self.kind) if isinstance(self.kind, str) else None
+        if kind is not None:  # an unknown kind is reported by check()
+            self.options = {**kind.defaults(), **self.options}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, saved: bool = False) -> TrainConfig:
+        """Settings from a mapping whose kind options may also sit at the top level, as in
+        a benchmark grid ({"kind": "denoising", "corruption": 0.4}) and in the config.json
+        of runs saved before the kind registry.
+
+        ``saved``: a run's own "train" settings. Runs of that older layout stored every
+        kind's options, so the ones its kind does not take are dropped rather than refused.
+        """
+        names = {f.name for f in fields(cls)}
+        settings = {k: v for k, v in data.items() if k in names}
+        kind = kinds.KINDS.get(settings.get("kind", cls.kind))
+        options = dict(settings.pop("options", None) or {})
+        for key, value in data.items():
+            if key in names:
+                continue
+            if not any(option.name == key for option, _ in kinds.options()):
+                raise AerecError(f"unknown training setting {key!r}")
+            if not saved or kind is None or kind.option(key) is not None:
+                options[key] = value
+        return cls(**settings, options=options)
 
     def check(self) -> None:
-        if self.kind not in KINDS:
-            raise AerecError(f"unknown --kind {self.kind!r}; choose one of: {', '.join(KINDS)}")
+        kind = kinds.get(self.kind)
         if self.orientation not in ORIENTATIONS:
             raise AerecError(f"--orientation must be item or user, not {self.orientation!r}")
         for flag, value, low in (
@@ -50,8 +71,6 @@ class TrainConfig:
             ("--batch-size", self.batch_size, 1),
             ("--patience", self.patience, 1),
             ("--lr-patience", self.lr_patience, 0),
-            ("--pretrain-epochs", self.pretrain_epochs, 0),
-            ("--cd-steps", self.cd_steps, 1),
         ):
             if value < low:
                 raise AerecError(f"{flag} must be at least {low}, not {value}")
@@ -61,12 +80,18 @@ class TrainConfig:
             raise AerecError(f"--weight-decay must be 0 or more, not {self.weight_decay}")
         if not 0 < self.val_fraction < 0.5:
             raise AerecError(f"--val-fraction must be in (0, 0.5), not {self.val_fraction}")
-        if any(h < 1 for h in self.hidden):
-            raise AerecError(f"--hidden sizes must be at least 1, not {self.hidden}")
+        if self.hidden:  # empty: the kind's default sizes, which suit it by construction
+            kind.check_hidden(self.hidden)
+        kind.check_options(self.options)
 
     @property
     def l2(self) -> float:
         """The weight decay in force: the one given, else the kind's default."""
         if self.weight_decay is not None:
             return self.weight_decay
-        return WEIGHT_DECAY.get(self.kind, DEFAULT_WEIGHT_DECAY)
+        return kinds.get(self.kind).weight_decay
+
+    @property
+    def pretrain_epochs(self) -> int:
+        """Layer-wise pretraining epochs per layer; 0 for kinds that have no pretraining."""
+        return int(self.options.get("pretrain_epochs", 0))

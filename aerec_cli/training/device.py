@@ -56,8 +56,8 @@ def available_cpus() -> int:
 
 
 def configure_threads(threads: int | None) -> int:
+    """Use ``threads`` CPU threads (None: every CPU this process may use). The CLI's
+    --threads option has already refused values below 1."""
     threads = threads or available_cpus()
-    if threads < 1:
-        raise AerecError(f"--threads must be at least 1, not {threads}")
     torch.set_num_threads(threads)
     return threads

@@ -32,11 +32,14 @@ def pretrain(
     epochs: int,
     lr: float,
     batch_size: int,
-    cd_steps: int,
+    cd_steps: int | None,
     generator: torch.Generator,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> list[dict]:
-    """Pretrain every encoder layer of ``model`` in turn; returns history rows."""
+    """Pretrain every encoder layer of ``model`` in turn; returns history rows.
+
+    ``cd_steps``: the Gibbs steps of CD-k, for RBM pretraining (None for autoencoders).
+    """
     history = []
     codes: torch.Tensor | None = None  # dense codes of the layer below (None: the ratings)
     for index in range(len(model.encoder)):

@@ -26,7 +26,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from aerec_cli import __version__
 from aerec_cli.errors import AerecError
-from aerec_cli.models.autoencoders import MODEL_KINDS, RatingAutoencoder, build_model
+from aerec_cli.models import kinds
+from aerec_cli.models.autoencoders import RatingAutoencoder, build_model
 from aerec_cli.models.batches import SparseBatch, SparseRows, oriented, row_batches
 from aerec_cli.scoring import serving_file
 from aerec_cli.storage import dataset_store, run_store
@@ -60,10 +61,10 @@ def hold_out(matrix: sp.csr_matrix, fraction: float, seed: int):
 
 def build_for(config: TrainConfig, n_inputs: int) -> RatingAutoencoder:
     """The network ``config`` asks for, with the kind's default layer sizes if none given."""
-    cls = MODEL_KINDS[config.kind]
-    options = {name: getattr(config, name) for name in cls.options}
-    hidden = config.hidden or cls.default_hidden(n_inputs)
-    return build_model({"kind": config.kind, "n_inputs": n_inputs, "hidden": hidden, **options})
+    kind = kinds.get(config.kind)
+    options = {option.name: config.options[option.name] for option in kind.model_options()}
+    hidden = config.hidden or kind.hidden.sizes(n_inputs)
+    return build_model({"kind": kind.name, "n_inputs": n_inputs, "hidden": hidden, **options})
 
 
 @torch.no_grad()
@@ -177,7 +178,7 @@ class Trainer:
                 config.pretrain_epochs,
                 config.lr,
                 config.batch_size,
-                config.cd_steps,
+                config.options.get("cd_steps"),  # deep's RBMs only; stacked has none
                 self.generator,
                 self.on_epoch,
             )
@@ -368,7 +369,7 @@ def resume_run(
                 f"dataset {dataset.name} was re-ingested after run {run} started; it cannot "
                 f"be resumed: train again with aerec train --data {dataset.name}"
             )
-        config = TrainConfig(**saved.config["train"])
+        config = TrainConfig.from_dict(saved.config["train"], saved=True)
         trainer = Trainer(dataset.train, config, device, dataset.rating_scale, on_epoch, world)
         trainer.restore(tensors, info)
         return _train_and_save(home, saved.name, trainer, dataset, stop, replace=True)
@@ -520,7 +521,7 @@ def train(
         config = config or TrainConfig()
         config.check()
     else:
-        config = TrainConfig(**run_store.load_run(home, resume).config["train"])
+        config = TrainConfig.from_dict(run_store.load_run(home, resume).config["train"], saved=True)
     configure_threads(threads)
     world, torch_device = distributed.join(select_device(device))
     try:
