@@ -34,10 +34,5 @@ def test_the_size_check_sees_the_package():
     assert len(list(PACKAGE.rglob("*.py"))) > 10
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="cli commands and scoring modules are still being shrunk by their owners; "
-    "remove this mark once everything fits",
-)
 def test_no_module_or_function_is_over_the_size_limits():
     assert oversized() == []

@@ -62,9 +62,6 @@ def train(
     ),
 ):
     """Train an autoencoder on a dataset's train split and save the run."""
-    from aerec_cli.cli.progress import EpochProgress
-    from aerec_cli.training import session
-
     settings: Settings = ctx.obj
     # A resumed run keeps its own settings: the flags are not read.
     config = (
@@ -85,24 +82,7 @@ def train(
             options=kind_options,
         )
     )
-    progress = EpochProgress(output.err, enabled=not settings.quiet, verbose=settings.verbose)
-
-    def started(start: session.TrainingStart) -> None:
-        settings.note(start.description)
-        progress.plan(start.config.epochs, start.config.pretrain_epochs)
-
-    with progress:
-        saved, result = session.train(
-            settings.home,
-            config,
-            resume=resume,
-            data=data,
-            run=run,
-            device=settings.device,
-            threads=settings.threads,
-            on_start=started,
-            on_epoch=progress.update,
-        )
+    saved, result = _train_with_progress(settings, config, resume=resume, data=data, run=run)
     if saved is None:  # not rank 0 under torchrun: rank 0 reports and saves
         return
     output.out.print(
@@ -110,6 +90,29 @@ def train(
         f"{result.best_epoch} ({saved.metrics['epochs_run']} epochs, {result.seconds:.1f} s)"
     )
     output.out.print(f"saved to {saved.path}")
+
+
+def _train_with_progress(settings: Settings, config: TrainConfig | None, **where):
+    """session.train with progress bars on stderr, sized once training says what it runs."""
+    from aerec_cli.cli.progress import EpochProgress
+    from aerec_cli.training import session
+
+    progress = EpochProgress(output.err, enabled=not settings.quiet, verbose=settings.verbose)
+
+    def started(start: session.TrainingStart) -> None:
+        settings.note(start.description)
+        progress.plan(start.config.epochs, start.config.pretrain_epochs)
+
+    with progress:
+        return session.train(
+            settings.home,
+            config,
+            device=settings.device,
+            threads=settings.threads,
+            on_start=started,
+            on_epoch=progress.update,
+            **where,
+        )
 
 
 @app.command()
