@@ -6,8 +6,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "aerec_cli"
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
