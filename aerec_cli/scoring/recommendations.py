@@ -1,7 +1,7 @@
-"""Top-N lists, explanations, new-user fold-in, item neighbours, item codes and outliers.
+"""Top-N lists (`aerec recommend`): known users, new users folded in, every user, and why.
 
-Everything here scores with numpy from the run's serving file (see serving_file.py), so none of it
-imports torch or pandas: `aerec recommend --user 42` starts and answers in well under a second.
+Everything here scores with numpy through the run's Scorer (scorer.py), so none of it imports
+torch or pandas: `aerec recommend --user 42` starts and answers in well under a second.
 
 How each answer is made:
 
@@ -12,17 +12,12 @@ How each answer is made:
   predicted stars change (the effect of j). For an item-oriented model, user u's other ratings
   are not part of item i's input, so the weight of j is the cosine similarity of the encoder
   codes of i and j (centred on the mean code) times the user's rating of j minus the user's
-  mean rating. Either way the
-  three rated items with the largest absolute effect are listed, with its sign.
+  mean rating. Either way the three rated items with the largest absolute effect are listed,
+  with its sign.
 - new user (ratings not in the data, no retraining): a user-oriented model encodes the new
   rating vector; an item-oriented model gets a new output unit, fitted by ridge regression
-  (serving.fold_in). With fewer than MIN_RATINGS usable ratings the list is items ranked by a
+  (network.fold_in). With fewer than MIN_RATINGS usable ratings the list is items ranked by a
   damped mean rating (sum + m * global mean) / (count + m), m = POPULARITY_DAMPING.
-- similar items: cosine similarity of the learned item representation, centred on the mean
-  item (item orientation: the encoder code of each item's rating vector; user orientation:
-  each item's row of the output layer).
-- outliers: RMSE of the reconstruction of each user's (or item's) training ratings when the
-  whole train split is fed in; the worst reconstructed rows are the anomalies.
 """
 
 from __future__ import annotations
