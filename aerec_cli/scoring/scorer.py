@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from aerec_cli.errors import AerecError
+from aerec_cli.models import ranking
 from aerec_cli.scoring import serving_file
-from aerec_cli.scoring.network import Network, fold_in, row_entries
+from aerec_cli.scoring.network import Network, fold_in, row_entries, sparse_dot
 from aerec_cli.scoring.serving_file import Arrays
 from aerec_cli.storage import run_store
 
@@ -289,6 +290,52 @@ class Scorer:
                 self.arrays["train.data"],
             )
 
+    # -- ranking scores (runs with a ranker: models/ranking.py)
+
+    @property
+    def ranks(self) -> bool:
+        """Whether the run learnt to rank (its lists then follow the ranker, not the stars)."""
+        return "ranker.table" in self.arrays
+
+    def rank_rows(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> np.ndarray:
+        """Ranking scores (rows x items) of CSR rows of stars: z(log p) + share * z(EASE).
+
+        Items without training ratings get -inf: the model learnt nothing about them, so they
+        are never recommended by its score."""
+        arrays = self.arrays
+        values = ranking.input_values(indptr, data, self.scale[1])
+        first = sparse_dot(indptr, indices, values, arrays["ranker.table"])
+        hidden = np.tanh(first + arrays["ranker.bias"])
+        logits = hidden @ arrays["ranker.out.weight"].T + arrays["ranker.out.bias"]
+        ease = None
+        if "ranker.ease" in arrays:
+            ones = np.ones(len(indices), dtype=np.float32)
+            ease = sparse_dot(indptr, indices, ones, arrays["ranker.ease"])
+        scores = ranking.combine(ranking.log_softmax(logits), ease)
+        scores[:, ~self.item_seen] = -np.inf
+        return scores
+
+    def rank_block(self, users: np.ndarray) -> np.ndarray:
+        """Ranking scores of known users (users x items), from their training rows."""
+        users = np.asarray(users, dtype=np.int64)
+        indptr = self.arrays["train.indptr"]
+        _, positions = row_entries(indptr, users)
+        sub_indptr = np.concatenate([[0], np.cumsum(indptr[users + 1] - indptr[users])])
+        return self.rank_rows(
+            sub_indptr,
+            self.arrays["train.indices"][positions].astype(np.int64),
+            self.arrays["train.data"][positions],
+        )
+
+    def list_scores(self, users: np.ndarray) -> np.ndarray:
+        """What top-N lists follow: the ranking score where the run has a ranker, else the
+        unclipped stars; items without training ratings are never listed (-inf)."""
+        if self.ranks:
+            return self.rank_block(users)
+        scores = self.block_scores(users, clip=False)
+        scores[:, ~self.item_seen] = -np.inf
+        return scores
+
     # -- scores of a new user (fold-in, no retraining)
 
     def new_user_scores(self, cols: np.ndarray, stars: np.ndarray, val_rmse: float) -> np.ndarray:
@@ -366,7 +413,8 @@ def open_run(home: Path, run_name: str | None = None, note=None) -> Scorer:
         )
     # The weights are the run's source of truth: damage there is an error, even though
     # scoring reads the serving file.
-    weights_hash = hashlib.sha256(run.read_checked(run_store.WEIGHTS)).hexdigest()
+    run.read_checked(run_store.WEIGHTS)
+    weights_hash = serving_file.weights_digest(run)
     path = run.path / serving_file.FILENAME
     hashes = {"meta_hash": meta_hash, "weights_hash": weights_hash}
     arrays = serving_file.open_arrays(path, **hashes)

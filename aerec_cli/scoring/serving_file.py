@@ -84,6 +84,36 @@ def build(
     return arrays
 
 
+def ranker_arrays(model, ease: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The ranker as plain arrays (models/ranker.py): the Mult-DAE's input table and bias, its
+    output layer, and EASE's item x item weights when it was fitted."""
+
+    def plain(tensor) -> np.ndarray:
+        return np.ascontiguousarray(tensor.detach().float().cpu().numpy(), dtype=np.float32)
+
+    arrays = {
+        "ranker.table": plain(model.table),
+        "ranker.bias": plain(model.bias),
+        "ranker.out.weight": plain(model.output.weight),
+        "ranker.out.bias": plain(model.output.bias),
+    }
+    if ease is not None:
+        arrays["ranker.ease"] = np.ascontiguousarray(ease, dtype=np.float32)
+    return arrays
+
+
+def weights_digest(run: run_store.Run) -> str:
+    """What a serving file is derived from: the digests config.json records for the run's
+    weights (and its ranker), or the weights' own digest for a run saved before checksums."""
+    sums = run.config.get("sha256")
+    if isinstance(sums, dict) and isinstance(sums.get(run_store.WEIGHTS), str):
+        parts = [sums[run_store.WEIGHTS]]
+        if run.has_ranker:
+            parts.append(str(sums.get(run_store.RANKER)))
+        return "+".join(parts)
+    return hashlib.sha256(run.read_checked(run_store.WEIGHTS)).hexdigest()
+
+
 def save(
     run_path: Path,
     model: RatingAutoencoder,
@@ -92,6 +122,7 @@ def save(
     *,
     dataset_meta_sha256: str,
     weights_sha256: str,
+    ranker: tuple | None = None,
 ) -> Path:
     """Write ``RUN/serving.safetensors`` (atomically). Called at the end of training.
 
@@ -101,6 +132,8 @@ def save(
     from safetensors.numpy import save as to_bytes
 
     arrays = build(model, train, orientation)
+    if ranker is not None:
+        arrays.update(ranker_arrays(*ranker))
     metadata = {
         "format": FORMAT,
         "orientation": orientation,
@@ -208,6 +241,7 @@ def rebuild(
             run.config["orientation"],
             dataset_meta_sha256=meta_hash,
             weights_sha256=weights_hash,
+            ranker=run.load_ranker(torch.device("cpu")) if run.has_ranker else None,
         )
     except OSError as exc:
         raise AerecError(

@@ -29,6 +29,9 @@ WEIGHTS, CONFIG, HISTORY, METRICS = (
     "history.csv",
     "metrics.json",
 )
+# The ranker of a run trained for top-N lists too (models/ranker.py): its network ("dae.*")
+# and EASE's item x item weights ("ease").
+RANKER = "ranker.safetensors"
 # Left by an interrupted run, for `aerec train --resume RUN`; a finished run has neither.
 RESUME_TENSORS, RESUME_INFO = "resume.safetensors", "resume.json"
 
@@ -85,6 +88,32 @@ class Run:
             ) from exc
         return model.to(device).eval()
 
+    @property
+    def has_ranker(self) -> bool:
+        return isinstance(self.config.get("ranker"), dict)
+
+    def load_ranker(self, device: torch.device):
+        """(the Mult-DAE, EASE's weights as numpy or None) of a run that has a ranker."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load
+
+        from aerec_cli.models.ranker import MultinomialRanker
+
+        data = self.read_checked(RANKER)
+        try:
+            tensors = load(data)
+            model = MultinomialRanker(**self.config["ranker"]["model"])
+            model.load_state_dict(
+                {k[4:]: v for k, v in tensors.items() if k.startswith("dae.")}, strict=True
+            )
+        except (SafetensorError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise AerecError(
+                f"the ranker of run {self.name} cannot be loaded ({_first_line(exc)}); "
+                "the run is damaged: train again"
+            ) from exc
+        ease = tensors["ease"].numpy() if "ease" in tensors else None
+        return model.to(device).eval(), ease
+
     def load_resume(self) -> tuple[dict, dict]:
         """The tensors and values an interrupted run resumes from."""
         from safetensors import SafetensorError
@@ -130,11 +159,12 @@ def save_run(
     metrics: dict,
     replace: bool = False,
     resume: tuple[dict, dict] | None = None,
+    ranker: dict | None = None,
 ) -> Run:
     """Write a whole run folder at once (staged, then renamed into place).
 
     ``resume``: the tensors and values that `train --resume` continues from (interrupted
-    runs only).
+    runs only). ``ranker``: {"tensors": ..., "config": ...} of a run that ranks too.
     """
     from safetensors.torch import save
 
@@ -145,6 +175,9 @@ def save_run(
     tensors = {WEIGHTS: save(state, metadata={"kind": model.kind})}
     if resume is not None:
         tensors[RESUME_TENSORS] = save(resume[0])
+    if ranker is not None:
+        tensors[RANKER] = save(ranker["tensors"])
+        config = {**config, "ranker": ranker["config"]}
     # Loading checks each tensor file against its digest: damage or tampering is an error.
     sums = {filename: hashlib.sha256(data).hexdigest() for filename, data in tensors.items()}
     config = {**config, "model": model.spec(), "created": _now(), "sha256": sums}

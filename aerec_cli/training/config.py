@@ -15,6 +15,9 @@ from aerec_cli.errors import AerecError
 from aerec_cli.models import kinds
 
 ORIENTATIONS = ("item", "user")
+# What a run learns: star ratings (the kind's autoencoder), top-N lists (the ranker,
+# models/ranker.py), or both (the default: `recommend` ranks by the ranker and shows stars).
+OBJECTIVES = ("both", "rating")
 
 
 @dataclass
@@ -31,6 +34,8 @@ class TrainConfig:
     lr_patience: int = 10  # halve the step size after this many epochs without progress; 0: never
     val_fraction: float = 0.05
     seed: int = 0
+    objective: str = "both"
+    rank_epochs: int = 100  # most ranker epochs; it stops early on validation NDCG@10
     # The kind's options by name, e.g. {"corruption": 0.4}; those not given take the kind's
     # declared defaults (filled in on construction, so a saved config records them all).
     options: dict[str, Any] = field(default_factory=dict)
@@ -66,11 +71,16 @@ class TrainConfig:
         kind = kinds.get(self.kind)
         if self.orientation not in ORIENTATIONS:
             raise AerecError(f"--orientation must be item or user, not {self.orientation!r}")
+        if self.objective not in OBJECTIVES:
+            raise AerecError(
+                f"--objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}"
+            )
         for flag, value, low in (
             ("--epochs", self.epochs, 1),
             ("--batch-size", self.batch_size, 1),
             ("--patience", self.patience, 1),
             ("--lr-patience", self.lr_patience, 0),
+            ("--rank-epochs", self.rank_epochs, 1),
         ):
             if value < low:
                 raise AerecError(f"{flag} must be at least {low}, not {value}")
@@ -83,6 +93,11 @@ class TrainConfig:
         if self.hidden:  # empty: the kind's default sizes, which suit it by construction
             kind.check_hidden(self.hidden)
         kind.check_options(self.options)
+
+    @property
+    def ranks(self) -> bool:
+        """Whether the run trains a ranker beside its rating autoencoder."""
+        return self.objective == "both"
 
     @property
     def l2(self) -> float:

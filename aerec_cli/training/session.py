@@ -391,7 +391,8 @@ def _train_and_save(home, name, trainer: Trainer, dataset, stop, replace=False):
         raise _stopped_error(stopped, name if kept else None) from None
     if not trainer.world.is_main:
         return None, result
-    saved = _save(home, name, trainer, dataset, "finished", replace)
+    ranked = _fit_ranker(trainer, dataset, stop) if trainer.config.ranks else None
+    saved = _save(home, name, trainer, dataset, "finished", replace, ranked=ranked)
     # What scoring needs that does not depend on the user (see scoring/serving_file.py).
     serving_file.save(
         saved.path,
@@ -399,12 +400,29 @@ def _train_and_save(home, name, trainer: Trainer, dataset, stop, replace=False):
         dataset.train,
         trainer.config.orientation,
         dataset_meta_sha256=dataset.meta_hash,
-        weights_sha256=saved.config["sha256"][run_store.WEIGHTS],
+        weights_sha256=serving_file.weights_digest(saved),
+        ranker=None if ranked is None else (ranked.model, ranked.ease),
     )
     return saved, result
 
 
-def _save(home, name, trainer: Trainer, dataset, status, replace, resume=None):
+def _fit_ranker(trainer: Trainer, dataset, stop):
+    """The ranker, trained once the rating autoencoder is done (rank 0 only: it is small)."""
+    from aerec_cli.training.ranking import fit_ranker
+
+    ranked = fit_ranker(
+        dataset.train,
+        config=trainer.config,
+        rating_scale=dataset.rating_scale,
+        device=trainer.device,
+        on_epoch=trainer.on_epoch,
+        stop=stop,
+    )
+    trainer.history += ranked.history
+    return ranked
+
+
+def _save(home, name, trainer: Trainer, dataset, status, replace, resume=None, ranked=None):
     """The run folder: the best weights so far (the current ones if no epoch was better)."""
     config = trainer.config
     model = copy.deepcopy(trainer.model)
@@ -433,8 +451,32 @@ def _save(home, name, trainer: Trainer, dataset, status, replace, resume=None):
         "train_seconds": round(trainer.seconds, 3),
     }
     return run_store.save_run(
-        home, name, model.eval(), run_config, trainer.history, metrics, replace, resume
+        home,
+        name,
+        model.eval(),
+        run_config,
+        trainer.history,
+        metrics,
+        replace,
+        resume,
+        ranker=None if ranked is None else _ranker_record(ranked, metrics),
     )
+
+
+def _ranker_record(ranked, metrics: dict) -> dict:
+    """What run_store keeps of a ranker: its tensors, and its settings in config.json."""
+    tensors = {
+        f"dae.{k}": v.detach().cpu().contiguous() for k, v in ranked.model.state_dict().items()
+    }
+    if ranked.ease is not None:
+        tensors["ease"] = torch.from_numpy(np.ascontiguousarray(ranked.ease, dtype=np.float32))
+    metrics["val_ndcg@10"] = round(ranked.best_ndcg, 6)
+    config = {
+        "model": ranked.model.spec(),
+        "ease_lambda": ranked.ease_lambda,
+        "best_epoch": ranked.best_epoch,
+    }
+    return {"tensors": tensors, "config": config}
 
 
 def _stopped_error(stopped: TrainingStopped, run: str | None) -> AerecError:
