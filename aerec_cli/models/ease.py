@@ -27,10 +27,18 @@ MAX_ITEMS = 20_000
 _BLOCK = 1024  # rows/columns per block when building or mirroring an item x item matrix
 
 
-def memory_gb(n_items: int) -> float:
+def memory_bytes(n_items: int) -> int:
     """What a fit holds at once: the Gram matrix (kept for the lambda search) and the one being
     inverted into B, float32 each."""
-    return 2 * n_items**2 * 4 / 1e9
+    return 2 * n_items**2 * 4
+
+
+def memory_text(n_items: int) -> str:
+    size = memory_bytes(n_items)
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
 
 
 def binary(train: sp.spmatrix) -> sp.csr_matrix:
@@ -103,7 +111,7 @@ class Ease:
         if x.shape[1] > MAX_ITEMS:
             raise AerecError(
                 f"EASE needs at most {MAX_ITEMS:,} items, not {x.shape[1]:,} "
-                f"(its item x item inverse needs about {memory_gb(x.shape[1]):.1f} GB)"
+                f"(its item x item inverse needs about {memory_text(x.shape[1])})"
             )
         g = gram(x) if gram_matrix is None else gram_matrix
         return cls(float(lam), x, weights(g, lam))
