@@ -57,10 +57,13 @@ class Evaluation:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     def ranking_frame(self) -> pd.DataFrame:
-        """One row per ranker (the model, then the baselines), one column per metric@k."""
+        """One row per ranker (the model, then the baselines; a skipped EASE has none), one
+        column per metric@k."""
         import pandas as pd
 
-        rows = {"model": self.ranking["model"], **self.ranking["baselines"]}
+        baselines = self.ranking["baselines"]
+        rows = {"model": self.ranking["model"]}
+        rows |= {name: values for name, values in baselines.items() if values is not None}
         return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -81,10 +84,16 @@ class Run:
     config = property(lambda self: self.stored.config)
     metrics = property(lambda self: self.stored.metrics)
 
-    def evaluate(self, *, k: Sequence[int] = (10,), relevant: float | None = None) -> Evaluation:
+    def evaluate(
+        self, *, k: Sequence[int] | None = None, relevant: float | None = None
+    ) -> Evaluation:
+        """``k`` defaults to evaluate's cut-offs (10, 20, 100)."""
         from aerec_cli.evaluation import evaluator
+        from aerec_cli.evaluation.metrics import DEFAULT_KS
 
-        report = evaluator.evaluate_run(self.home.path, self.name, ks=k, relevant=relevant)
+        report = evaluator.evaluate_run(
+            self.home.path, self.name, ks=DEFAULT_KS if k is None else k, relevant=relevant
+        )
         return Evaluation.from_dict(report)
 
     def recommend(

@@ -199,16 +199,16 @@ def test_evaluate_json_keeps_old_keys_and_adds_ranking(trained):
     assert old | {"n_fallback", "ranking"} <= set(report)
     assert set(report["baselines"]) == {"global_mean", "bias"}
     ranking = report["ranking"]
-    assert ranking["k"] == [10] and ranking["relevant"] == 4
+    assert ranking["k"] == [10, 20, 100] and ranking["relevant"] == 4
     dataset = dataset_store.load(trained, "ml1m")
     relevant = dataset.test.copy()
     relevant.data = (relevant.data >= 4).astype(np.int8)
     relevant.eliminate_zeros()
     relevant_users = int((relevant.getnnz(axis=1) > 0).sum())
     assert ranking["n_users"] == relevant_users > 0
-    assert set(ranking["baselines"]) == {"popularity", "bias"}
+    assert set(ranking["baselines"]) == {"popularity", "bias", "ease"}
     for values in (ranking["model"], *ranking["baselines"].values()):
-        assert set(values) == {f"{m}@10" for m in METRICS}
+        assert set(values) == {f"{m}@{k}" for k in (10, 20, 100) for m in METRICS}
         assert all(0 <= v <= 1 for v in values.values())
     metrics = json.loads((trained / "runs" / "item-run" / "metrics.json").read_text())
     assert metrics["test"]["ranking"] == ranking
@@ -282,12 +282,13 @@ def test_evaluate_runs_side_by_side_marks_the_best(trained):
     result = ok(run_cli(trained, "evaluate", "--runs", "item-run,user-run"))
     header = [c.strip() for c in result.stdout.splitlines()[1].split("┃")]
     assert header[:6] == ["run", "dataset", "kind", "orientation", "RMSE", "MAE"]
-    assert header[6:] == ["P@10", "R@10", "NDCG@10", "MRR@10", "HR@10", "cov@10"]
+    ranking_columns = ["P@10", "R@10", "NDCG@10", "MRR@10", "HR@10", "cov@10", "R@20", "NDCG@100"]
+    assert header[6:] == ranking_columns
     rows = table_rows(result.stdout)
     assert set(rows) == {"item-run", "user-run"}
     assert "* best in each column" in result.stdout
     reports = {r["run"]: r for r in evaluate_json(trained, "--runs", "item-run,user-run")}
-    keys = ["rmse", "mae"] + [f"{m}@10" for m in METRICS]
+    keys = ["rmse", "mae"] + [f"{m}@10" for m in METRICS] + ["recall@20", "ndcg@100"]
     for column, key in enumerate(keys, start=4):
         values = {
             run: reports[run].get(key, reports[run]["ranking"]["model"].get(key)) for run in rows

@@ -43,11 +43,45 @@ RANKING_LABELS = {
 }
 
 
+# Beside every metric at the first k, the default tables add the usual top-N pair of the
+# literature (recall@20 and NDCG@100: Liang et al. 2018, Steck 2019), when computed.
+HEADLINE = ("recall@20", "ndcg@100")
+
+
 def _num(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _print_evaluation(report: dict) -> None:
+def _label(key: str) -> str:
+    metric, k = key.split("@")
+    return f"{RANKING_LABELS[metric]}@{k}"
+
+
+def ranking_keys(ks: list[int], *, every_k: bool = False) -> list[str]:
+    """The metric@k columns of a table: every metric at the first k, then every metric at
+    each other k (``every_k``, for cut-offs the user asked for) or only HEADLINE's present."""
+    keys = [f"{metric}@{ks[0]}" for metric in RANKING_LABELS]
+    if every_k:
+        return keys + [f"{metric}@{k}" for k in ks[1:] for metric in RANKING_LABELS]
+    present = {f"{metric}@{k}" for k in ks for metric in RANKING_LABELS}
+    return keys + [key for key in HEADLINE if key in present and key not in keys]
+
+
+def _ranking_rows(report: dict) -> list[tuple[str, dict]]:
+    """(label, metrics) of the model, then each baseline fitted (EASE only if not skipped)."""
+    ranking = report["ranking"]
+    baselines = ranking["baselines"]
+    rows = [
+        (f"{report['kind']} ({report['orientation']})", ranking["model"]),
+        ("popularity", baselines["popularity"]),
+        ("bias baseline", baselines["bias"]),
+    ]
+    if baselines.get("ease") is not None:
+        rows.append((f"EASE (λ={ranking['ease_lambda']:g})", baselines["ease"]))
+    return rows
+
+
+def _print_evaluation(report: dict, *, every_k: bool = False) -> None:
     rows = [
         [
             f"{report['kind']} ({report['orientation']})",
@@ -72,21 +106,22 @@ def _print_evaluation(report: dict) -> None:
             f"no user has a test rating of {relevant} stars or more: no ranking metrics"
         )
         return
-    columns = ["model"] + [f"{RANKING_LABELS[m]}@{k}" for k in ranking["k"] for m in RANKING_LABELS]
-    rows = []
-    for label, values in (
-        (f"{report['kind']} ({report['orientation']})", ranking["model"]),
-        ("popularity", ranking["baselines"]["popularity"]),
-        ("bias baseline", ranking["baselines"]["bias"]),
-    ):
-        rows.append(
-            [label] + [_num(values[f"{m}@{k}"]) for k in ranking["k"] for m in RANKING_LABELS]
-        )
+    keys = ranking_keys(ranking["k"], every_k=every_k)
+    rows = [[name] + [_num(values[key]) for key in keys] for name, values in _ranking_rows(report)]
     title = (
         f"top-k ranking for {ranking['n_users']:,} users with a test rating >= {relevant} "
         "(candidates: every item not rated in training)"
     )
-    output.out.print(output.table(title, columns, rows))
+    output.out.print(output.table(title, ["model"] + [_label(key) for key in keys], rows))
+    if ranking.get("ease_skipped"):
+        output.out.print(f"EASE skipped: {ranking['ease_skipped']}")
+    elif ranking.get("ease_lambda") is not None:
+        from aerec_cli.evaluation.ease_baseline import VAL_FRACTION
+
+        output.out.print(
+            f"EASE's λ={ranking['ease_lambda']:g}: the best NDCG@10 on a {VAL_FRACTION:.0%} "
+            "validation slice of the train split"
+        )
 
 
 def _print_comparison(reports: list[dict]) -> None:
@@ -95,13 +130,13 @@ def _print_comparison(reports: list[dict]) -> None:
 
     k = reports[0]["ranking"]["k"][0]
     metrics = [("RMSE", "rmse", min), ("MAE", "mae", min)] + [
-        (f"{label}@{k}", f"{m}@{k}", max) for m, label in RANKING_LABELS.items()
+        (_label(key), key, max) for key in ranking_keys(reports[0]["ranking"]["k"])
     ]
 
     def value(report: dict, key: str):
         if key in ("rmse", "mae"):
             return report[key]
-        return report["ranking"]["model"].get(key) if k in report["ranking"]["k"] else None
+        return report["ranking"]["model"].get(key)
 
     plain = output.out.color_system is None  # piped or NO_COLOR: mark the best with a star instead
     best = {}
@@ -137,15 +172,16 @@ def _print_comparison(reports: list[dict]) -> None:
 def compare_runs(
     settings: Settings,
     names: list[str] | None,
-    k_text: str,
+    k_text: str | None,
     relevant: float | None,
     fmt: OutputFormat,
 ) -> None:
     """Evaluate several runs (all when ``names`` is None) and print them side by side."""
     from aerec_cli.evaluation import evaluator
+    from aerec_cli.evaluation.metrics import DEFAULT_KS
     from aerec_cli.storage import run_store
 
-    ks = parse_ks(k_text)
+    ks = parse_ks(k_text) if k_text is not None else list(DEFAULT_KS)
     every = names is None
     if every:
         names = [r.name for r in run_store.list_runs(settings.home)]
@@ -163,6 +199,7 @@ def compare_runs(
         relevant=relevant,
         skip_broken=every,
         on_run=lambda name: settings.note(f"evaluating {name} ..."),
+        note=settings.note,
     )
     for problem in problems:
         output.err.print(f"warning: skipped {problem}", soft_wrap=True)
@@ -179,7 +216,12 @@ def evaluate(
     names: str = typer.Option(
         None, "--runs", help="Several runs side by side in one table, e.g. A,B,C."
     ),
-    k: str = typer.Option("10", "--k", help="Top-k cut-offs for the ranking metrics, e.g. 10,20."),
+    k: str = typer.Option(
+        None,
+        "--k",
+        help="Top-k cut-offs for the ranking metrics, e.g. 10,20 \\[default: 10,20,100; "
+        "the table shows every metric at 10, and R@20 and NDCG@100].",
+    ),
     relevant: float = typer.Option(
         None,
         "--relevant",
@@ -189,8 +231,9 @@ def evaluate(
 ):
     """RMSE/MAE and top-k ranking metrics on the test split, next to baselines."""
     from aerec_cli.evaluation import evaluator
+    from aerec_cli.evaluation.metrics import DEFAULT_KS
 
-    ks = parse_ks(k)
+    ks = parse_ks(k) if k is not None else list(DEFAULT_KS)
     if names is not None:
         if run is not None:
             raise AerecError("use --run NAME for one run or --runs A,B,C for several, not both")
@@ -201,7 +244,7 @@ def evaluate(
     if fmt is OutputFormat.json:
         output.print_json(report)
     else:
-        _print_evaluation(report)
+        _print_evaluation(report, every_k=k is not None)
 
 
 @app.command()

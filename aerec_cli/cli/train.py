@@ -126,7 +126,12 @@ def runs(
     names: str = typer.Option(
         None, "--runs", help="With --compare: the runs to compare, e.g. A,B,C \\[default: all]."
     ),
-    k: str = typer.Option(None, "--k", help="With --compare: the top-k cut-off \\[default: 10]."),
+    k: str = typer.Option(
+        None,
+        "--k",
+        help="With --compare: top-k cut-offs; the table shows the first, and R@20 and "
+        "NDCG@100 when computed \\[default: 10,20,100].",
+    ),
     relevant: float = typer.Option(
         None, "--relevant", help="With --compare: stars from which a test rating is relevant."
     ),
@@ -144,7 +149,7 @@ def runs(
         from aerec_cli.cli.evaluate import compare_runs, parse_names
 
         chosen = parse_names(names) if names is not None else None
-        compare_runs(ctx.obj, chosen, k or "10", relevant, fmt)
+        compare_runs(ctx.obj, chosen, k, relevant, fmt)
         return
     found = run_store.list_runs(ctx.obj.home)
     records = [

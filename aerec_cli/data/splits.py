@@ -1,5 +1,7 @@
 """Train/test splits of a ratings frame: random, temporal (per user), predefined, or given
-(the user brings the test split as a second source)."""
+(the user brings the test split as a second source). Also the seeded validation slice held
+out of a train split (training's early stopping, EASE's lambda in evaluate): torch-free, so
+evaluation holds out the way training does without importing torch."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from aerec_cli.data import readers
 from aerec_cli.errors import AerecError
@@ -116,3 +119,18 @@ def combine_given(
     table = readers.RatingsTable(ratings, items, train.format, scale, warnings)
     info = {"method": "given", "test_source": str(test_source), "test_unseen": n_unseen}
     return table, ratings, is_test, info
+
+
+# --- a validation slice of a train split -------------------------------------------------
+
+
+def hold_out(matrix: sp.csr_matrix, fraction: float, seed: int):
+    """Split a CSR matrix's entries into (fit matrix, validation rows, cols, values): each
+    entry goes to validation with probability ``fraction``, drawn from ``seed``."""
+    coo = matrix.tocoo()
+    rng = np.random.default_rng(seed)
+    is_val = rng.random(coo.nnz) < fraction
+    fit = sp.csr_matrix(
+        (coo.data[~is_val], (coo.row[~is_val], coo.col[~is_val])), shape=matrix.shape
+    )
+    return fit, coo.row[is_val], coo.col[is_val], coo.data[is_val]

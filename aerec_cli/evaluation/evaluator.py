@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from aerec_cli.errors import AerecError
+from aerec_cli.evaluation import ease_baseline
 from aerec_cli.evaluation.metrics import (
     DEFAULT_KS,
     DEFAULT_RELEVANT,
@@ -76,18 +77,25 @@ def load_for_scoring(
 
 @dataclass
 class _Reference:
-    """What every run on one dataset is compared with: computed once per dataset."""
+    """What every run on one dataset is compared with: computed once per dataset (EASE's
+    lambda search included), so `evaluate --runs A,B` fits the baselines once."""
 
     dataset: dataset_store.Dataset
     relevant: float
     ks: list[int]
     rating: dict[str, dict[str, float]] = field(default_factory=dict)
     n_users: int = 0
-    ranking: dict[str, dict] = field(default_factory=dict)
+    ranking: dict[str, dict | None] = field(default_factory=dict)
+    ease: dict = field(default_factory=dict)  # ease_lambda, ease_validation, ease_skipped
 
     @classmethod
     def build(
-        cls, dataset: dataset_store.Dataset, relevant: float | None, ks: list[int]
+        cls,
+        dataset: dataset_store.Dataset,
+        relevant: float | None,
+        ks: list[int],
+        *,
+        note: Callable[[str], None] | None = None,
     ) -> _Reference:
         relevant = check_relevant(relevant, dataset)
         test = dataset.test.tocoo()
@@ -106,9 +114,18 @@ class _Reference:
                 "mae": round(mae(guess, actual), 6),
             }
         rankers = {"popularity": popularity_ranker(dataset.train), "bias": bias_ranker(bias)}
+        ease = ease_baseline.fit_baseline(dataset.train, relevant, note=note)
+        if ease.model is not None:
+            rankers["ease"] = ease.model.scores
         ref.n_users, ref.ranking = ranking_metrics(
             rankers, dataset.train, dataset.test, relevant, ks
         )
+        ref.ranking.setdefault("ease", None)  # skipped: null, with the reason beside it
+        ref.ease = {
+            "ease_lambda": None if ease.lam is None else ease_baseline.as_json(ease.lam),
+            "ease_validation": ease_baseline.validation_json(ease.validation),
+            "ease_skipped": ease.skipped,
+        }
         return ref
 
 
@@ -142,7 +159,11 @@ def _evaluate_loaded(loaded: Loaded, ref: _Reference) -> dict:
             "relevant": int(relevant) if float(relevant).is_integer() else relevant,
             "n_users": ref.n_users,
             "model": model_ranking["model"],
-            "baselines": {name: dict(values) for name, values in ref.ranking.items()},
+            "baselines": {
+                name: None if values is None else dict(values)
+                for name, values in ref.ranking.items()
+            },
+            **ref.ease,
         },
     }
     loaded.run.update_metrics(test=report)
@@ -163,7 +184,7 @@ def evaluate_run(
     """
     ks = check_ks(ks)
     loaded = load_for_scoring(home, run_name, note=note)
-    return _evaluate_loaded(loaded, _Reference.build(loaded.dataset, relevant, ks))
+    return _evaluate_loaded(loaded, _Reference.build(loaded.dataset, relevant, ks, note=note))
 
 
 def evaluate_runs(
@@ -174,6 +195,7 @@ def evaluate_runs(
     relevant: float | None = None,
     skip_broken: bool = False,
     on_run: Callable[[str], None] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> tuple[list[dict], list[str]]:
     """Evaluate several runs; runs on one dataset share its load and its baselines.
 
@@ -193,7 +215,8 @@ def evaluate_runs(
             ref = references.get(run.dataset)
             loaded = load_for_scoring(home, run.name, dataset=ref.dataset if ref else None)
             if ref is None:
-                ref = references[run.dataset] = _Reference.build(loaded.dataset, relevant, ks)
+                ref = _Reference.build(loaded.dataset, relevant, ks, note=note)
+                references[run.dataset] = ref
             reports.append(_evaluate_loaded(loaded, ref))
         except AerecError as exc:
             if not skip_broken:

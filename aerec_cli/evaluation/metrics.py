@@ -18,7 +18,7 @@ from aerec_cli.errors import AerecError
 from aerec_cli.models.baselines import BiasBaseline
 from aerec_cli.scoring.topk import top_k
 
-DEFAULT_KS = (10,)
+DEFAULT_KS = (10, 20, 100)
 DEFAULT_RELEVANT = 4.0
 # Per-user metrics (averaged over users), then the one catalogue-wide metric.
 USER_METRICS = ("precision", "recall", "ndcg", "mrr", "hit_rate")

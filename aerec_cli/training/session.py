@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from aerec_cli import __version__
+from aerec_cli.data.splits import hold_out
 from aerec_cli.errors import AerecError
 from aerec_cli.models import kinds
 from aerec_cli.models.autoencoders import RatingAutoencoder, build_model
@@ -46,17 +47,6 @@ class FitResult:
 
 
 EpochCallback = Callable[[dict], None]
-
-
-def hold_out(matrix: sp.csr_matrix, fraction: float, seed: int):
-    """Split a CSR matrix's entries into (fit matrix, validation rows, cols, values)."""
-    coo = matrix.tocoo()
-    rng = np.random.default_rng(seed)
-    is_val = rng.random(coo.nnz) < fraction
-    fit = sp.csr_matrix(
-        (coo.data[~is_val], (coo.row[~is_val], coo.col[~is_val])), shape=matrix.shape
-    )
-    return fit, coo.row[is_val], coo.col[is_val], coo.data[is_val]
 
 
 def build_for(config: TrainConfig, n_inputs: int) -> RatingAutoencoder:
