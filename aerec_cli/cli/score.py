@@ -74,6 +74,12 @@ def recommend(
         "--output",
         help="Write to FILE instead: .csv, .parquet or .jsonl (user, rank, item, title, score).",
     ),
+    order: str = typer.Option(
+        "rank",
+        "--order",
+        help="rank: by the run's ranker (what the user will rate and like; runs trained "
+        "with --objective rating fall back to stars); stars: by predicted stars.",
+    ),
     run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
     fmt: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json or csv."),
 ):
@@ -88,10 +94,17 @@ def recommend(
         user=user, new_user=new_user, all_users=all_users, explain=explain, output_file=output_file
     )
     if all_users:
-        _recommend_all(settings, output_file, top, run, include_rated)
+        _recommend_all(
+            settings, output_file, top=top, run=run, include_rated=include_rated, order=order
+        )
         return
     options = dict(
-        top=top, run=run, include_rated=include_rated, explain=explain, note=settings.note
+        top=top,
+        run=run,
+        include_rated=include_rated,
+        explain=explain,
+        order=order,
+        note=settings.note,
     )
     if new_user:
         result, who = _new_user_listing(settings, rate, ratings_file, options)
@@ -188,7 +201,7 @@ def _print_listing(result: dict, title: str, *, include_rated: bool, explain: bo
         output.out.print(f"because: {result['explain_method']}")
 
 
-def _recommend_all(settings: Settings, path: Path, top: int, run, include_rated: bool) -> None:
+def _recommend_all(settings: Settings, path: Path, **options) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from aerec_cli.scoring import recommendations
@@ -205,16 +218,12 @@ def _recommend_all(settings: Settings, path: Path, top: int, run, include_rated:
             progress.update(task, completed=done, total=total)
 
         served, columns = recommendations.recommend_all_users(
-            settings.home,
-            top=top,
-            run=run,
-            include_rated=include_rated,
-            on_progress=advance,
-            note=settings.note,
+            settings.home, on_progress=advance, note=settings.note, **options
         )
     n_rows = exports.write_columns(path, columns)
     settings.note(
-        f"wrote {n_rows:,} rows (top {top} of {served.n_users:,} users, run {served.run.name}) "
+        f"wrote {n_rows:,} rows (top {options['top']} of {served.n_users:,} users, run "
+        f"{served.run.name}) "
         f"to {path}"
     )
 

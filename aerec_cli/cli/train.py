@@ -51,6 +51,17 @@ def train(
     val_fraction: float = typer.Option(
         D.val_fraction, "--val-fraction", help="Share of train ratings held out for validation."
     ),
+    objective: str = typer.Option(
+        D.objective,
+        "--objective",
+        help="both: the kind's autoencoder for stars and a ranker for top-N lists (Mult-DAE + "
+        "EASE, trained after it; recommend orders by it); rating: the autoencoder alone.",
+    ),
+    rank_epochs: int = typer.Option(
+        D.rank_epochs,
+        "--rank-epochs",
+        help="Most ranker epochs; it stops early when validation NDCG@10 stops improving.",
+    ),
     kind_options: dict = GENERATED,
     run: str = typer.Option(None, "--run", help="Run name \\[default: DATASET-KIND-TIME]."),
     resume: str = typer.Option(
@@ -79,6 +90,8 @@ def train(
             lr_patience=lr_patience,
             val_fraction=val_fraction,
             seed=settings.seed,
+            objective=objective,
+            rank_epochs=rank_epochs,
             options=kind_options,
         )
     )
@@ -101,7 +114,8 @@ def _train_with_progress(settings: Settings, config: TrainConfig | None, **where
 
     def started(start: session.TrainingStart) -> None:
         settings.note(start.description)
-        progress.plan(start.config.epochs, start.config.pretrain_epochs)
+        config = start.config
+        progress.plan(config.epochs, config.pretrain_epochs, config.rank_epochs * config.ranks)
 
     with progress:
         return session.train(

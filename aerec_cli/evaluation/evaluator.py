@@ -134,10 +134,10 @@ def _evaluate_loaded(loaded: Loaded, ref: _Reference) -> dict:
     test = dataset.test.tocoo()
     users, items, actual = test.row, test.col, test.data.astype(np.float64)
     predicted = scorer.predict(users, items)
-    # Rank by the raw (unclipped) scores: clipping would tie every item predicted above the
-    # top star, and the raw order is the only sensible way to break those ties.
+    # The lists `recommend` makes: by the ranker where the run has one, else by the raw
+    # (unclipped) stars, since clipping would tie every item predicted above the top star.
     _, model_ranking = ranking_metrics(
-        {"model": lambda block: scorer.block_scores(block, clip=False)},
+        {"model": scorer.list_scores},
         dataset.train,
         dataset.test,
         ref.relevant,

@@ -48,21 +48,21 @@ def binary(train: sp.spmatrix) -> sp.csr_matrix:
     return x
 
 
-def gram(x: sp.csr_matrix) -> np.ndarray:
-    """X^T X as a dense float32 array, built a block of columns at a time: one sparse product
-    of the whole catalogue would hold n^2 entries with their indices (12 bytes each)."""
+def gram(x: sp.csr_matrix, y: sp.csr_matrix | None = None) -> np.ndarray:
+    """X^T Y (X^T X by default) as a dense float32 array, built a block of columns at a time:
+    one sparse product of the whole catalogue would hold n^2 entries with their indices."""
     n_items = x.shape[1]
-    x_t, x_c = x.T.tocsr(), x.tocsc()
+    x_t, y_c = x.T.tocsr(), (x if y is None else y).tocsc()
     out = np.empty((n_items, n_items), dtype=np.float32)
     for lo in range(0, n_items, _BLOCK):
         hi = min(lo + _BLOCK, n_items)
-        out[:, lo:hi] = (x_t @ x_c[:, lo:hi]).toarray()
+        out[:, lo:hi] = (x_t @ y_c[:, lo:hi]).toarray()
     return out
 
 
-def weights(gram_matrix: np.ndarray, lam: float) -> np.ndarray:
-    """B = I - P / diag(P) with P = (G + lambda I)^-1, by a Cholesky inverse (half the work of
-    a general inverse; G + lambda I is positive definite for lambda > 0). C-ordered float32."""
+def inverse(gram_matrix: np.ndarray, lam: float) -> np.ndarray:
+    """P = (G + lambda I)^-1 by a Cholesky inverse (half the work of a general inverse;
+    G + lambda I is positive definite for lambda > 0). Symmetric, C-ordered float32."""
     if not lam > 0:
         raise AerecError(f"EASE's lambda must be positive, not {lam}")
     n_items = len(gram_matrix)
@@ -77,10 +77,29 @@ def weights(gram_matrix: np.ndarray, lam: float) -> np.ndarray:
     _mirror_lower(inverse)
     # P is symmetric, so its transpose is the same matrix in C order (what sparse X @ B reads
     # without a copy).
-    p = inverse.T
+    return inverse.T
+
+
+def weights(gram_matrix: np.ndarray, lam: float) -> np.ndarray:
+    """B = I - P / diag(P) with P = (G + lambda I)^-1: EASE's closed form, zero diagonal."""
+    p = inverse(gram_matrix, lam)
     p /= -np.diag(p).copy()[None, :]
     np.fill_diagonal(p, 0.0)
     return p
+
+
+def soft_weights(train: sp.spmatrix, targets: sp.spmatrix, lam: float) -> np.ndarray:
+    """EASE towards weighted targets Y instead of X itself (the ranker's, models/ranking.py):
+    min ||Y - X B||^2 + lambda ||B||^2 with diag(B) = 0. With P = (X^T X + lambda I)^-1 and
+    C = P X^T Y, the Lagrangian solution is B = C - P diag(mu), mu_j = C_jj / P_jj; for Y = X
+    this is ``weights``."""
+    x = binary(train)
+    p = inverse(gram(x), lam)
+    c = p @ gram(x, sp.csr_matrix(targets, dtype=np.float32))
+    mu = np.diag(c) / np.diag(p)
+    c -= p * mu[None, :]
+    np.fill_diagonal(c, 0.0)
+    return np.ascontiguousarray(c, dtype=np.float32)
 
 
 def _mirror_lower(a: np.ndarray) -> None:

@@ -37,11 +37,29 @@ MIN_RATINGS = 3  # usable ratings a new user needs before the model (not popular
 POPULARITY_DAMPING = 10.0  # m in (sum + m * mean) / (count + m)
 EXPLAIN_TOP = 3  # rated items listed per recommended item
 USER_CHUNK = 256  # users per step of --all-users
+# The order of a list: by the ranker's score (runs that rank; others fall back to stars), or by
+# predicted stars (the rating autoencoder alone, as before runs learnt to rank).
+ORDERS = ("rank", "stars")
 
 EXPLAIN_METHODS = {
     "user": "leave-one-out: change in the item's predicted stars when that rating is dropped",
     "item": "item-code similarity x (rating - the user's mean rating)",
 }
+
+
+def check_order(order: str) -> None:
+    if order not in ORDERS:
+        raise AerecError(f"--order must be one of {', '.join(ORDERS)}, not {order!r}")
+
+
+def list_order(served: Scorer, stars: np.ndarray, order: str, rank) -> np.ndarray:
+    """What a list follows: ``rank()`` (ranking scores) where the run ranks and ``order`` asks
+    for it, else the predicted ``stars``. Items without training ratings are never listed."""
+    if order == "rank" and served.ranks:
+        return rank()
+    scores = np.array(stars, dtype=np.float64, ndmin=2)
+    scores[:, ~served.item_seen] = -np.inf
+    return scores.reshape(np.shape(stars))
 
 
 def _entry(served: Scorer, index: int, score: float, rated: dict[int, float]) -> Recommended:
@@ -66,15 +84,19 @@ def recommend_for_user(
     run: str | None = None,
     include_rated: bool = False,
     explain: bool = False,
+    order: str = "rank",
     note: Callable[[str], None] | None = None,
 ) -> Recommendations:
-    """The user's top-N items (unrated ones unless ``include_rated``) with predicted stars."""
+    """The user's top-N items (unrated ones unless ``include_rated``) with predicted stars,
+    ordered by the ranker (or by the stars: ``order``)."""
     check_top(top)
+    check_order(order)
     served = open_run(home, run, note)
     index = served.user_index(user)
     scores = served.user_scores(index)
     cols, stars = served.user_ratings(index)
-    best = best_items(scores, [] if include_rated else cols, top)
+    ordering = list_order(served, scores, order, lambda: served.rank_block(np.array([index]))[0])
+    best = best_items(ordering, [] if include_rated else cols, top)
     rated = {int(c): float(s) for c, s in zip(cols, stars)}
     result = Recommendations(
         run=served.run.name,
@@ -122,6 +144,7 @@ def recommend_for_new_user(
     run: str | None = None,
     include_rated: bool = False,
     explain: bool = False,
+    order: str = "rank",
     note: Callable[[str], None] | None = None,
 ) -> tuple[Recommendations, list[str]]:
     """Top-N for someone not in the data, from their ratings (raw item ids). No retraining.
@@ -129,6 +152,7 @@ def recommend_for_new_user(
     Returns the result and warnings (unknown or unusable items, repeated items).
     """
     check_top(top)
+    check_order(order)
     ratings = list(ratings)
     served = open_run(home, run, note)
     low, high = served.scale
@@ -166,14 +190,14 @@ def recommend_for_new_user(
             f"item(s) with no training ratings, which the model cannot use: {_some(ids)}"
         )
     n_usable = int(usable.sum())
-    if n_usable >= MIN_RATINGS:
-        method = "model"
-        val_rmse = float(served.run.metrics.get("val_rmse") or 1.0)
-        scores = served.new_user_scores(cols[usable], stars[usable], val_rmse)
+    method, scores = _new_user_stars(served, cols[usable], stars[usable])
+    if order == "rank" and served.ranks and n_usable:
+        method = "model"  # the ranker reads any number of ratings
+        used = np.array([0, n_usable])
+        ordering = served.rank_rows(used, cols[usable], stars[usable].astype(np.float32))[0]
     else:
-        method = "popularity"
-        scores = popularity_scores(served)
-    best = best_items(scores, [] if include_rated else cols, top)
+        ordering = list_order(served, scores, "stars", None)
+    best = best_items(ordering, [] if include_rated else cols, top)
     rated = {int(c): float(s) for c, s in zip(cols, stars)}
     result = Recommendations(
         run=served.run.name,
@@ -194,6 +218,15 @@ def recommend_for_new_user(
     elif explain:
         result.explain_method = "popularity: no explanation from the model"
     return result, warnings
+
+
+def _new_user_stars(served: Scorer, cols: np.ndarray, stars: np.ndarray):
+    """(method, predicted stars of every item) for a new user's usable ratings: the model's
+    fold-in from MIN_RATINGS ratings on, damped popularity below."""
+    if len(cols) >= MIN_RATINGS:
+        val_rmse = float(served.run.metrics.get("val_rmse") or 1.0)
+        return "model", served.new_user_scores(cols, stars, val_rmse)
+    return "popularity", popularity_scores(served)
 
 
 def _some(ids: Iterable[str], limit: int = 10) -> str:
@@ -281,11 +314,14 @@ def recommend_all_users(
     top: int = 10,
     run: str | None = None,
     include_rated: bool = False,
+    order: str = "rank",
     on_progress: Callable[[int, int], None] | None = None,
     note: Callable[[str], None] | None = None,
 ) -> tuple[Scorer, dict[str, list]]:
-    """Top-N of every user of the run's dataset, as columns user, rank, item, title, score."""
+    """Top-N of every user of the run's dataset, as columns user, rank, item, title, score
+    (predicted stars), in the order ``order`` asks for."""
     check_top(top)
+    check_order(order)
     served = open_run(home, run, note)
     columns: dict[str, list] = {name: [] for name in ALL_USERS_COLUMNS}
     user_ids, item_ids = served.user_ids, served.items.ids
@@ -297,9 +333,10 @@ def recommend_all_users(
     for start in range(0, n_users, USER_CHUNK):
         users = np.arange(start, min(start + USER_CHUNK, n_users))
         scores = served.block_scores(users)
+        ordering = list_order(served, scores, order, lambda users=users: served.rank_block(users))
         for row, user in enumerate(users):
             rated = [] if include_rated else indices[indptr[user] : indptr[user + 1]]
-            best = best_items(scores[row], rated, top)
+            best = best_items(ordering[row], rated, top)
             uid = user_ids[user]
             columns["user"].extend([uid] * len(best))
             columns["rank"].extend(range(1, len(best) + 1))

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from aerec_cli.data.splits import hold_out
 from aerec_cli.evaluation.metrics import DEFAULT_RELEVANT, ranking_metrics
 from aerec_cli.models import ease, ranker
 from aerec_cli.models.batches import SparseRows, row_batches
@@ -94,8 +95,6 @@ def fit_ranker(
 
 
 def _hold_out(train: sp.csr_matrix, seed: int):
-    from aerec_cli.training.session import hold_out
-
     return hold_out(train, VAL_FRACTION, seed)
 
 
