@@ -14,6 +14,11 @@ from aerec_cli.errors import AerecError
 from aerec_cli.training.config import TrainConfig
 
 D = TrainConfig()  # the defaults shown in `aerec train --help`
+OBJECTIVE_HELP = (
+    "both: the kind's autoencoder for stars and a ranker for top-N lists (Mult-DAE + EASE, "
+    "trained after it; recommend orders by it); rating: the autoencoder alone."
+)
+RANK_EPOCHS_HELP = "Most ranker epochs; it stops early when validation NDCG@10 stops improving."
 
 
 # The flags marked GENERATED, the "Kind options" panel and the epilog's list of kinds come
@@ -51,17 +56,8 @@ def train(
     val_fraction: float = typer.Option(
         D.val_fraction, "--val-fraction", help="Share of train ratings held out for validation."
     ),
-    objective: str = typer.Option(
-        D.objective,
-        "--objective",
-        help="both: the kind's autoencoder for stars and a ranker for top-N lists (Mult-DAE + "
-        "EASE, trained after it; recommend orders by it); rating: the autoencoder alone.",
-    ),
-    rank_epochs: int = typer.Option(
-        D.rank_epochs,
-        "--rank-epochs",
-        help="Most ranker epochs; it stops early when validation NDCG@10 stops improving.",
-    ),
+    objective: str = typer.Option(D.objective, "--objective", help=OBJECTIVE_HELP),
+    rank_epochs: int = typer.Option(D.rank_epochs, "--rank-epochs", help=RANK_EPOCHS_HELP),
     kind_options: dict = GENERATED,
     run: str = typer.Option(None, "--run", help="Run name \\[default: DATASET-KIND-TIME]."),
     resume: str = typer.Option(

@@ -153,34 +153,8 @@ def recommend_for_new_user(
     """
     check_top(top)
     check_order(order)
-    ratings = list(ratings)
     served = open_run(home, run, note)
-    low, high = served.scale
-    for item, stars in ratings:
-        if not low <= stars <= high:
-            raise AerecError(
-                f"rating {stars:g} for item {item} is outside the rating scale "
-                f"{low:g}-{high:g} of dataset {served.dataset}"
-            )
-    warnings: list[str] = []
-    given: dict[int, float] = {}
-    unknown: list[str] = []
-    repeated: set[str] = set()
-    for item, stars in ratings:
-        index = served.item_index(item)
-        if index is None:
-            unknown.append(item)
-            continue
-        if index in given:
-            repeated.add(item)
-        given[index] = stars  # the last one wins
-    if unknown:
-        warnings.append(
-            f"{len(unknown)} item id(s) not in dataset {served.dataset}, dropped: "
-            f"{_some(unknown)} (ids are the 'item' column of {served.dataset_path / 'items.csv'})"
-        )
-    if repeated:
-        warnings.append(f"item(s) rated more than once, the last rating kept: {_some(repeated)}")
+    given, warnings = _known_ratings(served, list(ratings))
     cols = np.array(sorted(given), dtype=np.int64)
     stars = np.array([given[c] for c in cols], dtype=np.float64)
     usable = served.item_seen[cols] if len(cols) else np.zeros(0, dtype=bool)
@@ -218,6 +192,38 @@ def recommend_for_new_user(
     elif explain:
         result.explain_method = "popularity: no explanation from the model"
     return result, warnings
+
+
+def _known_ratings(served: Scorer, ratings: list) -> tuple[dict[int, float], list[str]]:
+    """{item index: stars} of a new user's ratings of known items, and warnings about the
+    rest (unknown ids dropped; an item rated twice keeps its last rating)."""
+    low, high = served.scale
+    for item, stars in ratings:
+        if not low <= stars <= high:
+            raise AerecError(
+                f"rating {stars:g} for item {item} is outside the rating scale "
+                f"{low:g}-{high:g} of dataset {served.dataset}"
+            )
+    warnings: list[str] = []
+    given: dict[int, float] = {}
+    unknown: list[str] = []
+    repeated: set[str] = set()
+    for item, stars in ratings:
+        index = served.item_index(item)
+        if index is None:
+            unknown.append(item)
+            continue
+        if index in given:
+            repeated.add(item)
+        given[index] = stars  # the last one wins
+    if unknown:
+        warnings.append(
+            f"{len(unknown)} item id(s) not in dataset {served.dataset}, dropped: "
+            f"{_some(unknown)} (ids are the 'item' column of {served.dataset_path / 'items.csv'})"
+        )
+    if repeated:
+        warnings.append(f"item(s) rated more than once, the last rating kept: {_some(repeated)}")
+    return given, warnings
 
 
 def _new_user_stars(served: Scorer, cols: np.ndarray, stars: np.ndarray):

@@ -127,7 +127,7 @@ class _Loop:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            total, batches = total + float(loss), batches + 1
+            total, batches = total + float(loss.detach()), batches + 1
         self.model.eval()
         return total / max(batches, 1)
 
