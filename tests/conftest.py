@@ -1,6 +1,11 @@
 """Shared fixtures: the MovieLens-format sources (built once per session) and aerec homes.
 
-The CLI helpers (run_cli, ok, assert_clean_error) live in tests/helpers.py."""
+Homes are built once per session as read-only templates (``ingested_template``,
+``trained_template``) and handed out as private copies: per test (``ingested_home``,
+``scratch``) or per module (``trained``), since evaluate writes into a run's metrics.json.
+
+The CLI helpers (run_cli, ok, assert_clean_error) and the training settings (TINY, TINIEST)
+live in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import fixtures
-from tests.helpers import ok, run_cli
+from tests.helpers import TINY, ok, run_cli
 
 # --- fixtures ------------------------------------------------------------------------------
 
@@ -84,3 +89,34 @@ def ingested_home(tmp_path, ingested_template) -> Path:
     target = tmp_path / "home"
     shutil.copytree(ingested_template, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory, ingested_template) -> Path:
+    """Dataset ml1m with runs item-run, then user-run (the latest), trained with TINY once.
+
+    Never used directly: tests get a copy (``trained``, ``scratch``)."""
+    template = tmp_path_factory.mktemp("trained") / "home"
+    shutil.copytree(ingested_template, template)
+    train = ["-q", "--device", "cpu", "train", *TINY]
+    ok(run_cli(template, *train, "--run", "item-run"))
+    ok(run_cli(template, *train, "--orientation", "user", "--run", "user-run"))
+    return template
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, trained_template) -> Path:
+    """The module's own copy of the trained home (dataset ml1m: 30 users x 40 items; runs
+    item-run, then user-run). Tests may evaluate and recommend here, but must not train or
+    ingest (use ``ingested_home``) or change files (use ``scratch``)."""
+    home = tmp_path_factory.mktemp("trained-copy") / "home"
+    shutil.copytree(trained_template, home)
+    return home
+
+
+@pytest.fixture
+def scratch(tmp_path, trained_template) -> Path:
+    """A private copy of the trained home for one test that changes it."""
+    home = tmp_path / "home"
+    shutil.copytree(trained_template, home)
+    return home

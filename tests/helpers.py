@@ -12,7 +12,17 @@ from typer.testing import CliRunner
 
 from aerec_cli.cli import app
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Paths, from this file (tests/helpers.py), so that test modules at any depth agree.
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "aerec_cli"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Training settings for the tests: one definition each.
+# TINY: tiny and fast, but with a learning rate high enough that the scores spread out (the
+# shared trained home, see conftest.py, and every test that checks what a model predicts).
+TINY = ["--epochs", "5", "--hidden", "8", "--lr", "0.05", "--weight-decay", "0.1"]
+# TINIEST: for tests that only need a run to exist (errors, damaged files, option parsing).
+TINIEST = ["--epochs", "2", "--hidden", "4"]
 
 
 @dataclass

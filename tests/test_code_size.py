@@ -4,9 +4,9 @@ to hold in mind: at most 600 lines a module, 80 a function (decorators not count
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "aerec_cli"
+from tests.helpers import PACKAGE
+
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
 

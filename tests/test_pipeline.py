@@ -7,36 +7,19 @@ import hashlib
 import io
 import json
 import re
-import shutil
 
 import pytest
 from safetensors.torch import load_file
 
 from aerec_cli.training.config import TrainConfig
 from tests import fixtures
-from tests.helpers import ok, run_cli, stored_ratings
+from tests.helpers import TINY, ok, run_cli, stored_ratings
 
 DEFAULT_KIND = TrainConfig().kind
 
-# Tiny and fast, but with a learning rate high enough that the scores spread out.
-TINY = ["--epochs", "5", "--hidden", "8", "--lr", "0.05", "--weight-decay", "0.1"]
 RUN_FILES = {"model.safetensors", "config.json", "history.csv", "metrics.json"}
 RUN_FILES |= {"serving.safetensors"}  # what fast scoring needs (serving.py)
 HISTORY_HEADER = "phase,layer,epoch,train_loss,val_rmse,seconds"
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, ingested_template):
-    """A home with dataset ml1m and two runs: item-run, then user-run (the latest).
-
-    Tests may evaluate and recommend here, but must not train or ingest (use ingested_home).
-    """
-    home = tmp_path_factory.mktemp("trained") / "home"
-    shutil.copytree(ingested_template, home)
-    train = ["-q", "--device", "cpu", "train", *TINY]
-    ok(run_cli(home, *train, "--run", "item-run"))
-    ok(run_cli(home, *train, "--orientation", "user", "--run", "user-run"))
-    return home
 
 
 def recommend_json(home, user, top, *extra):

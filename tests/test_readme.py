@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import shutil
-from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+from tests.helpers import REPO
+
+README = REPO / "README.md"
 
 
 def python_example() -> str:

@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 
 from aerec_cli import __version__
-from tests.helpers import assert_clean_error, ok, run_cli
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO, assert_clean_error, ok, run_cli
 
 
 def run_module(*args, home: Path | None = None) -> subprocess.CompletedProcess:

@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 from aerec_cli.storage import dataset_store
-
-from .helpers import ok, run_cli
+from tests.helpers import ok, run_cli
 
 
 def test_two_cpu_processes_train_the_same_run_as_one(tmp_path):

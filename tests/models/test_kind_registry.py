@@ -17,10 +17,9 @@ from aerec_cli.models.autoencoders import RatingAutoencoder, build_model
 from aerec_cli.storage import run_store
 from aerec_cli.training import session
 from aerec_cli.training.config import TrainConfig
-from tests.helpers import assert_clean_error, ok, run_cli
+from tests.helpers import TINIEST, assert_clean_error, ok, run_cli
 
 CPU = torch.device("cpu")
-TINY = ["--epochs", "2", "--hidden", "4"]
 
 
 # --- the declarations agree with the code ----------------------------------------------------
@@ -153,13 +152,13 @@ def test_train_help_lists_every_kind_and_option():
     ],
 )
 def test_cli_reports_the_same_messages_as_the_config(ingested_home, args, message):
-    line = assert_clean_error(run_cli(ingested_home, "train", *TINY, *args))
+    line = assert_clean_error(run_cli(ingested_home, "train", *TINIEST, *args))
     assert line.startswith(message), line
 
 
 def test_options_given_reach_the_run(ingested_home):
     args = ["--kind", "denoising", "--corruption", "0.4", "--noise", "gaussian", "--run", "n"]
-    ok(run_cli(ingested_home, "-q", "train", *TINY, *args))
+    ok(run_cli(ingested_home, "-q", "train", *TINIEST, *args))
     config = run_store.load_run(ingested_home, "n").config
     assert config["train"]["options"] == {"corruption": 0.4, "noise": "gaussian", "noise_std": 0.3}
     assert config["model"]["corruption"] == 0.4 and config["model"]["noise"] == "gaussian"
@@ -204,16 +203,16 @@ def test_a_kind_declared_once_gets_flags_help_checks_and_runs(toy_registered, in
     with pytest.raises(AerecError, match=r"--wobble must be in \[0, 1\], not 2"):
         TrainConfig(kind="toy", options={"wobble": 2}).check()
     assert_clean_error(
-        run_cli(ingested_home, "train", *TINY, "--kind", "toy", "--wobble", "2"),
+        run_cli(ingested_home, "train", *TINIEST, "--kind", "toy", "--wobble", "2"),
         "--wobble must be in [0, 1], not 2.0",
     )
     assert_clean_error(
-        run_cli(ingested_home, "train", *TINY, "--wobble", "0.1"), "--wobble is an option of toy"
+        run_cli(ingested_home, "train", *TINIEST, "--wobble", "0.1"), "--wobble is an option of toy"
     )
 
     ok(
         run_cli(
-            ingested_home, "-q", "train", *TINY, "--kind", "toy", "--wobble", "0.2", "--run", "t"
+            ingested_home, "-q", "train", *TINIEST, "--kind", "toy", "--wobble", "0.2", "--run", "t"
         )
     )
     run = run_store.load_run(ingested_home, "t")

@@ -28,22 +28,10 @@ from aerec_cli.evaluation.metrics import (
 from aerec_cli.models.baselines import BiasBaseline
 from aerec_cli.scoring.topk import top_k
 from aerec_cli.storage import dataset_store
-from tests.helpers import assert_clean_error, ok, run_cli
+from tests.helpers import TINY, assert_clean_error, ok, run_cli
 
-TINY = ["--epochs", "5", "--hidden", "8", "--lr", "0.05", "--weight-decay", "0.1"]
 METRICS = ("precision", "recall", "ndcg", "mrr", "hit_rate", "coverage")
 LOG3 = 1 / math.log2(3)  # the discount at rank 2
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, ingested_template):
-    """A home with dataset ml1m and runs item-run, then user-run (the latest). Read-only."""
-    home = tmp_path_factory.mktemp("trained-eval") / "home"
-    shutil.copytree(ingested_template, home)
-    train = ["-q", "--device", "cpu", "train", *TINY]
-    ok(run_cli(home, *train, "--run", "item-run"))
-    ok(run_cli(home, *train, "--orientation", "user", "--run", "user-run"))
-    return home
 
 
 def evaluate_json(home, *args):

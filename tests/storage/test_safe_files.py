@@ -23,10 +23,9 @@ import torch
 from aerec_cli.errors import AerecError
 from aerec_cli.storage import atomic, dataset_store, locks, run_store
 from tests import fixtures
-from tests.helpers import assert_clean_error, ok, run_cli
+from tests.helpers import REPO, assert_clean_error, ok, run_cli
 from tests.versioned_folders import read_version, write_version
 
-ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 
 
@@ -37,8 +36,8 @@ def start_child(code: str, *args: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)},
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
     )
     line = process.stdout.readline()
     if line.strip() != "ready":

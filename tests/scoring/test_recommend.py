@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import subprocess
 import sys
 
@@ -21,29 +20,8 @@ from aerec_cli.storage import dataset_store, run_store
 from tests import fixtures
 from tests.helpers import assert_clean_error, ok, run_cli, stored_ratings
 
-TINY = ["--epochs", "5", "--hidden", "8", "--lr", "0.05", "--weight-decay", "0.1"]
 RUNS = ["item-run", "user-run"]
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, ingested_template):
-    """Dataset ml1m (30 users x 40 items) with item-run, then user-run (the latest).
-
-    Read-only for the tests: copy it (``scratch``) to change anything.
-    """
-    home = tmp_path_factory.mktemp("recommend") / "home"
-    shutil.copytree(ingested_template, home)
-    ok(run_cli(home, "-q", "train", *TINY, "--run", "item-run"))
-    ok(run_cli(home, "-q", "train", *TINY, "--orientation", "user", "--run", "user-run"))
-    return home
-
-
-@pytest.fixture
-def scratch(tmp_path, trained):
-    home = tmp_path / "home"
-    shutil.copytree(trained, home)
-    return home
 
 
 @pytest.fixture(scope="module")

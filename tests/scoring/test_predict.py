@@ -18,20 +18,7 @@ from aerec_cli.errors import AerecError
 from aerec_cli.scoring import predictions, scorer
 from tests.helpers import assert_clean_error, ok, run_cli, stored_ratings
 
-TINY = ["--epochs", "5", "--hidden", "8", "--lr", "0.05", "--weight-decay", "0.1"]
 RUNS = ["item-run", "user-run"]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, ingested_template):
-    """Dataset ml1m (30 users x 40 items) with item-run, then user-run (the latest).
-
-    Read-only for the tests."""
-    home = tmp_path_factory.mktemp("predict") / "home"
-    shutil.copytree(ingested_template, home)
-    ok(run_cli(home, "-q", "train", *TINY, "--run", "item-run"))
-    ok(run_cli(home, "-q", "train", *TINY, "--orientation", "user", "--run", "user-run"))
-    return home
 
 
 @pytest.fixture(scope="module")

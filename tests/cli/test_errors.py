@@ -10,9 +10,7 @@ import shutil
 import pytest
 import torch
 
-from tests.helpers import assert_clean_error, ok, run_cli
-
-TINY = ["--epochs", "2", "--hidden", "4"]
+from tests.helpers import TINIEST, assert_clean_error, ok, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +18,7 @@ def trained_once(tmp_path_factory, ingested_template):
     """A home with dataset ml1m and one run, r (read-only for these tests)."""
     home = tmp_path_factory.mktemp("trained-once") / "home"
     shutil.copytree(ingested_template, home)
-    ok(run_cli(home, "-q", "train", *TINY, "--run", "r"))
+    ok(run_cli(home, "-q", "train", *TINIEST, "--run", "r"))
     return home
 
 
@@ -33,7 +31,7 @@ def no_new_runs(home) -> bool:
 
 
 def test_train_with_nothing_ingested(home):
-    assert_clean_error(run_cli(home, "train", *TINY), "no dataset", "aerec ingest")
+    assert_clean_error(run_cli(home, "train", *TINIEST), "no dataset", "aerec ingest")
 
 
 def test_users_with_nothing_ingested(home):
@@ -57,7 +55,7 @@ def test_evaluate_and_recommend_in_an_empty_home(home):
 
 
 def test_unknown_dataset(ingested_home):
-    assert_clean_error(run_cli(ingested_home, "train", *TINY, "--data", "nope"), "nope", "ml1m")
+    assert_clean_error(run_cli(ingested_home, "train", *TINIEST, "--data", "nope"), "nope", "ml1m")
     assert_clean_error(run_cli(ingested_home, "users", "--data", "nope"), "nope")
     assert no_new_runs(ingested_home)
 
@@ -141,7 +139,7 @@ def test_existing_run_name(trained_once, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(trained_once, home)
     before = (home / "runs" / "r" / "model.safetensors").read_bytes()
-    assert_clean_error(run_cli(home, "train", *TINY, "--run", "r"), "already exists")
+    assert_clean_error(run_cli(home, "train", *TINIEST, "--run", "r"), "already exists")
     assert (home / "runs" / "r" / "model.safetensors").read_bytes() == before
 
 
@@ -151,7 +149,7 @@ def test_existing_run_name(trained_once, tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
 def test_cuda_on_a_machine_without_one(ingested_home, trained_once, device):
-    assert_clean_error(run_cli(ingested_home, "--device", device, "train", *TINY), "cuda", "cpu")
+    assert_clean_error(run_cli(ingested_home, "--device", device, "train", *TINIEST), "cuda", "cpu")
     assert no_new_runs(ingested_home)
     assert_clean_error(run_cli(trained_once, "--device", device, "evaluate"), "cuda")
     assert_clean_error(
@@ -161,21 +159,21 @@ def test_cuda_on_a_machine_without_one(ingested_home, trained_once, device):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_index_beyond_the_devices(ingested_home):
-    assert_clean_error(run_cli(ingested_home, "--device", "cuda:99", "train", *TINY), "cuda:99")
+    assert_clean_error(run_cli(ingested_home, "--device", "cuda:99", "train", *TINIEST), "cuda:99")
 
 
 def test_unknown_device(ingested_home, trained_once):
-    assert_clean_error(run_cli(ingested_home, "--device", "tpu", "train", *TINY), "tpu", "cpu")
+    assert_clean_error(run_cli(ingested_home, "--device", "tpu", "train", *TINIEST), "tpu", "cpu")
     assert_clean_error(run_cli(trained_once, "--device", "tpu", "evaluate"), "tpu")
 
 
 def test_device_from_the_environment(ingested_home):
-    result = run_cli(ingested_home, "train", *TINY, env={"AEREC_DEVICE": "tpu"})
+    result = run_cli(ingested_home, "train", *TINIEST, env={"AEREC_DEVICE": "tpu"})
     assert_clean_error(result, "tpu")
 
 
 def test_threads_below_one(ingested_home):
-    assert_clean_error(run_cli(ingested_home, "--threads", "0", "train", *TINY), "--threads")
+    assert_clean_error(run_cli(ingested_home, "--threads", "0", "train", *TINIEST), "--threads")
 
 
 def test_unknown_option(ingested_home):

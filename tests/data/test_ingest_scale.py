@@ -21,10 +21,9 @@ from aerec_cli.data import parsing, readers
 from aerec_cli.data import sources as data_sources  # `sources` is the fixture
 from aerec_cli.data import table as ratings_table
 from tests import fixtures
-from tests.helpers import assert_clean_error, ok, run_cli, stored_items, stored_ratings
+from tests.helpers import REPO, assert_clean_error, ok, run_cli, stored_items, stored_ratings
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = "0.0005"  # 81 users, about 1,300 movies, 12,500 ratings
+SCALE = "0.0005"  # 81 users, about 1,300 movies, 12,500 ratings
 
 
 def _generator():
@@ -40,7 +39,7 @@ def _generator():
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gen")
-    assert _generator().main(["--out", str(out), "--scale", TINY, "--seed", "3", "--quiet"]) == 0
+    assert _generator().main(["--out", str(out), "--scale", SCALE, "--seed", "3", "--quiet"]) == 0
     return out / "ml-25m-synthetic"
 
 
@@ -82,7 +81,7 @@ def test_generator_shape(generated):
     ratings_csv = generated / "ratings.csv"
     assert ratings_csv.read_text().splitlines()[0] == "userId,movieId,rating,timestamp"
     frame = pd.read_csv(ratings_csv)
-    n_users, n_items, n_ratings, max_id = _generator().shape_for(float(TINY))
+    n_users, n_items, n_ratings, max_id = _generator().shape_for(float(SCALE))
     assert len(frame) == n_ratings
     assert frame["userId"].nunique() == n_users
     assert frame["movieId"].nunique() == n_items
@@ -116,8 +115,8 @@ def test_generator_is_deterministic(generated, tmp_path):
     again = tmp_path / "again"
     other = tmp_path / "other"
     gen = _generator()
-    gen.main(["--out", str(again), "--scale", TINY, "--seed", "3", "--quiet"])
-    gen.main(["--out", str(other), "--scale", TINY, "--seed", "4", "--quiet"])
+    gen.main(["--out", str(again), "--scale", SCALE, "--seed", "3", "--quiet"])
+    gen.main(["--out", str(other), "--scale", SCALE, "--seed", "4", "--quiet"])
     for name in ("ratings.csv", "movies.csv"):
         same = (again / "ml-25m-synthetic" / name).read_bytes()
         assert same == (generated / name).read_bytes()

@@ -12,9 +12,7 @@ import pytest
 from aerec_cli.errors import AerecError
 from aerec_cli.storage import dataset_store
 from tests import fixtures
-from tests.helpers import assert_clean_error, ok, run_cli, stored_items, stored_ratings
-
-TINY = ["--epochs", "3", "--hidden", "8", "--lr", "0.05", "--weight-decay", "0.1"]
+from tests.helpers import TINY, assert_clean_error, ok, run_cli, stored_items, stored_ratings
 
 
 def split_frame(ratings: pd.DataFrame, test_share: float = 0.2, seed: int = 0):

@@ -16,8 +16,7 @@ from aerec_cli.errors import AerecError
 from aerec_cli.storage import dataset_store, run_store
 from aerec_cli.training import session
 from aerec_cli.training.config import TrainConfig
-
-from .helpers import assert_clean_error, ok, run_cli
+from tests.helpers import assert_clean_error, ok, run_cli
 
 CPU = torch.device("cpu")
 

@@ -22,10 +22,7 @@ import torch
 from aerec_cli.errors import AerecError
 from aerec_cli.scoring import serving_file
 from aerec_cli.storage import dataset_store, run_store
-from tests.helpers import assert_clean_error, ok, run_cli
-
-TINY = ["--epochs", "2", "--hidden", "4"]
-PACKAGE = Path(__file__).resolve().parents[1] / "aerec_cli"
+from tests.helpers import PACKAGE, TINIEST, assert_clean_error, ok, run_cli
 
 
 def commands(home: Path) -> list[list[str]]:
@@ -45,7 +42,7 @@ def trained(tmp_path_factory, ingested_template) -> Path:
     """Dataset ml1m with run r (4 hidden units) and run wide (8): read-only."""
     home = tmp_path_factory.mktemp("damaged-runs") / "home"
     shutil.copytree(ingested_template, home)
-    ok(run_cli(home, "-q", "train", *TINY, "--run", "r"))
+    ok(run_cli(home, "-q", "train", *TINIEST, "--run", "r"))
     ok(run_cli(home, "-q", "train", "--epochs", "2", "--hidden", "8", "--run", "wide"))
     return home
 
@@ -282,7 +279,7 @@ def test_a_dataset_matrix_holding_pickled_objects_is_refused_unread(home, tmp_pa
         np.savez(handle, **arrays)
     with pytest.raises(AerecError, match="damaged.*ingest it again with --force"):
         dataset_store.load(home, "ml1m")
-    assert_clean_error(run_cli(home, "train", *TINY, "--data", "ml1m"), "damaged", "--force")
+    assert_clean_error(run_cli(home, "train", *TINIEST, "--data", "ml1m"), "damaged", "--force")
     assert_clean_error(run_cli(home, "evaluate", "--run", "r"), "damaged")
     assert not sentinel.exists()
 
