@@ -18,8 +18,8 @@ from tests.helpers import TINY, ok, run_cli, stored_ratings
 DEFAULT_KIND = TrainConfig().kind
 
 RUN_FILES = {"model.safetensors", "config.json", "history.csv", "metrics.json"}
-RUN_FILES |= {"serving.safetensors"}  # what fast scoring needs (serving.py)
-HISTORY_HEADER = "phase,layer,epoch,train_loss,val_rmse,seconds"
+RUN_FILES |= {"serving.safetensors", "ranker.safetensors"}  # fast scoring; the ranker
+HISTORY_HEADER = "phase,layer,epoch,train_loss,val_rmse,seconds,val_ndcg"
 
 
 def recommend_json(home, user, top, *extra):
@@ -83,7 +83,7 @@ def test_train_epochs_limit(ingested_home):
     args = ["train", "--epochs", "3", "--hidden", "4", "--patience", "50", "--run", "r"]
     ok(run_cli(ingested_home, *args))
     rows = (ingested_home / "runs" / "r" / "history.csv").read_text().splitlines()[1:]
-    assert len(rows) == 3
+    assert len([row for row in rows if row.startswith("train,")]) == 3
 
 
 def test_train_default_run_name_and_dataset(ingested_home, sources):
@@ -210,7 +210,7 @@ def test_evaluate_after_reingest_asks_to_train_again(ingested_home, sources):
 
 @pytest.mark.parametrize("run", ["item-run", "user-run"])
 def test_recommend_json(trained, sources, run):
-    result = recommend_json(trained, "1", 5, "--run", run)
+    result = recommend_json(trained, "1", 5, "--run", run, "--order", "stars")
     assert result["user"] == "1"
     assert result["run"] == run
     items = result["items"]
@@ -229,10 +229,10 @@ def test_recommend_json(trained, sources, run):
 def test_recommend_returns_the_best_unrated_items(trained, run):
     for user in ("1", "17", "30"):
         unrated = 40 - len(train_items(trained, user))
-        everything = recommend_json(trained, user, 1000, "--run", run)["items"]
+        everything = recommend_json(trained, user, 1000, "--run", run, "--order", "stars")["items"]
         assert len(everything) == unrated  # all the user's unrated items, no more
         assert not {e["item"] for e in everything} & train_items(trained, user)
-        top = recommend_json(trained, user, 4, "--run", run)["items"]
+        top = recommend_json(trained, user, 4, "--run", run, "--order", "stars")["items"]
         rest = [e["score"] for e in everything if e["item"] not in {t["item"] for t in top}]
         assert min(t["score"] for t in top) >= max(rest)
         best = sorted((e["score"] for e in everything), reverse=True)[:4]

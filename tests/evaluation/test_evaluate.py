@@ -208,7 +208,7 @@ def test_ranking_matches_a_per_user_recomputation(trained, run):
     dataset = dataset_store.load(trained, "ml1m")
     train, test = dataset.train, dataset.test
     scorer = evaluator.load_for_scoring(trained, run).scorer
-    model = scorer.block_scores(np.arange(train.shape[0]), clip=False)
+    model = scorer.list_scores(np.arange(train.shape[0]))  # the ranker's, as recommend's lists
     counts = np.bincount(train.indices, minlength=train.shape[1])
     bias = BiasBaseline.fit(train)
     expected = {

@@ -124,13 +124,16 @@ def test_recommend_imports_neither_torch_nor_pandas(trained, tmp_path, mode):
 @pytest.mark.parametrize("run", RUNS)
 def test_include_rated_keeps_the_users_own_items(trained, train_frame, run):
     own = rated_by(train_frame, "4")
-    everything = rec(trained, "--user", "4", "--top", "100", "--run", run, "--include-rated")
+    stars = ["--order", "stars"]
+    everything = rec(
+        trained, "--user", "4", "--top", "100", "--run", run, "--include-rated", *stars
+    )
     assert len(everything["items"]) == 40
     for entry in everything["items"]:
         assert entry["rating"] == own.get(entry["item"])
     scores = [e["score"] for e in everything["items"]]
     assert scores == sorted(scores, reverse=True)
-    unrated = rec(trained, "--user", "4", "--top", "100", "--run", run)["items"]
+    unrated = rec(trained, "--user", "4", "--top", "100", "--run", run, *stars)["items"]
     assert [e["item"] for e in unrated] == [
         e["item"] for e in everything["items"] if e["item"] not in own
     ]
@@ -320,7 +323,8 @@ def test_unknown_items_are_warned_about_and_dropped(trained):
 
 
 def test_popularity_fallback_with_fewer_than_three_ratings(trained, train_frame):
-    result = rec(trained, "--rate=5=4", "--rate=12=2", "--top", "40")
+    """Ordered by stars, a new user needs 3 ratings for the model's fold-in."""
+    result = rec(trained, "--rate=5=4", "--rate=12=2", "--top", "40", "--order", "stars")
     assert result["method"] == "popularity" and result["ratings_used"] == 2
     assert "popularity" in result["note"]
     mean = train_frame["rating"].mean()
@@ -330,8 +334,13 @@ def test_popularity_fallback_with_fewer_than_three_ratings(trained, train_frame)
     expected = damped.drop(["5", "12"]).sort_values(ascending=False, kind="stable")
     assert [e["score"] for e in result["items"]] == pytest.approx(expected.to_numpy(), abs=1e-3)
     assert {e["item"] for e in result["items"]} == set(expected.index)
-    table = ok(run_cli(trained, "recommend", "--rate=5=4", "--rate=12=2"))
+    table = ok(run_cli(trained, "recommend", "--rate=5=4", "--rate=12=2", "--order", "stars"))
     assert "popularity" in table.stdout.splitlines()[0]
+
+
+def test_the_ranker_lists_a_new_user_with_any_number_of_ratings(trained):
+    result = rec(trained, "--rate=5=4", "--rate=12=2", "--top", "5")
+    assert result["method"] == "model" and result["ratings_used"] == 2
 
 
 def test_an_empty_ratings_file_falls_back_to_popularity(trained, tmp_path):

@@ -86,7 +86,7 @@ def assert_every_command_fails(home: Path, *fragments: str) -> None:
 
 def test_a_saved_run_records_the_checksum_of_its_tensors(trained):
     run = run_store.load_run(trained, "r")
-    assert set(run.config["sha256"]) == {"model.safetensors"}
+    assert set(run.config["sha256"]) == {"model.safetensors", "ranker.safetensors"}
     assert run.load_model(torch.device("cpu")).n_inputs > 0
 
 

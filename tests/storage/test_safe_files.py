@@ -254,7 +254,21 @@ SAVER = """
 
 def test_kill_9_during_checkpoint_replacement_keeps_a_whole_version(tmp_path, ingested_home):
     home = ingested_home
-    ok(run_cli(home, "-q", "train", "--epochs", "2", "--hidden", "64", "--run", "r"))
+    ok(
+        run_cli(
+            home,
+            "-q",
+            "train",
+            "--epochs",
+            "2",
+            "--hidden",
+            "64",
+            "--objective",
+            "rating",
+            "--run",
+            "r",
+        )
+    )
     run = run_store.load_run(home, "r")
     run.update_metrics(version=0)
     start = run.load_model(CPU).state_dict()
