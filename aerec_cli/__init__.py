@@ -21,6 +21,14 @@ The CLI (`aerec ...`) is a thin layer over the library; each command is a method
 
 __version__ = "0.1.0"
 
-from aerec_cli.api import Home, Run  # noqa: E402  (after __version__, which modules import)
-
 __all__ = ["Home", "Run", "__version__"]
+
+
+def __getattr__(name: str):
+    # Loaded on first use, so that every `aerec` command (which imports this package) does not
+    # pay for the Python API's imports: `recommend` must answer in well under a second.
+    if name in ("Home", "Run"):
+        from aerec_cli import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'aerec_cli' has no attribute {name!r}")

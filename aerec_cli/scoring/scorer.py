@@ -28,6 +28,9 @@ from aerec_cli.storage import run_store
 # Pairs per step of pair predictions, and users per block of user-oriented hidden layers.
 PAIR_CHUNK = 1 << 12
 USER_CHUNK = 256
+# Up to this many ratings, EASE's rows are read one by one from the memory-mapped file
+# rather than the whole item x item matrix (55 MB on ML-1M).
+FEW_RATED_ROWS = 2000
 # Regularisation of the bias baseline (as baselines.BiasBaseline's defaults).
 REG_USER = 15.0
 
@@ -307,13 +310,20 @@ class Scorer:
         first = sparse_dot(indptr, indices, values, arrays["ranker.table"])
         hidden = np.tanh(first + arrays["ranker.bias"])
         logits = hidden @ arrays["ranker.out.weight"].T + arrays["ranker.out.bias"]
-        ease = None
-        if "ranker.ease" in arrays:
-            ones = np.ones(len(indices), dtype=np.float32)
-            ease = sparse_dot(indptr, indices, ones, arrays["ranker.ease"])
+        ease = self._ease_rows(indptr, indices) if "ranker.ease" in arrays else None
         scores = ranking.combine(ranking.log_softmax(logits), ease)
         scores[:, ~self.item_seen] = -np.inf
         return scores
+
+    def _ease_rows(self, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """Each row's EASE scores: the sum of EASE's rows of the items it rated. For a few
+        rows, only those rows of the item x item matrix are read from the file."""
+        ones = np.ones(len(indices), dtype=np.float32)
+        if len(indices) == 0 or len(indices) > FEW_RATED_ROWS:
+            return sparse_dot(indptr, indices, ones, self.arrays["ranker.ease"])
+        unique, local = np.unique(indices, return_inverse=True)
+        table = np.stack([self.arrays.rows("ranker.ease", int(i), int(i) + 1)[0] for i in unique])
+        return sparse_dot(indptr, local, ones, table)
 
     def rank_block(self, users: np.ndarray) -> np.ndarray:
         """Ranking scores of known users (users x items), from their training rows."""

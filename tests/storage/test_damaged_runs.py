@@ -306,7 +306,7 @@ def test_the_package_has_no_unpickling_call():
     scipy's load_npz (which passes allow_pickle=False)."""
     found = [
         f"{path.name}: {match.group(0).strip()}"
-        for path in sorted(PACKAGE.glob("*.py"))
+        for path in sorted(PACKAGE.rglob("*.py"))
         for match in UNPICKLERS.finditer(path.read_text(encoding="utf-8"))
     ]
     assert found == []
