@@ -319,8 +319,16 @@ class Scorer:
         """Each row's EASE scores: the sum of EASE's rows of the items it rated. For a few
         rows, only those rows of the item x item matrix are read from the file."""
         ones = np.ones(len(indices), dtype=np.float32)
-        if len(indices) == 0 or len(indices) > FEW_RATED_ROWS:
-            return sparse_dot(indptr, indices, ones, self.arrays["ranker.ease"])
+        if len(indices) > FEW_RATED_ROWS:
+            # Many rows (--all-users, evaluate): one sparse x dense product; numpy's gather
+            # would copy a whole matrix row per rating.
+            import scipy.sparse as sp
+
+            n_items = self.n_items
+            rows = sp.csr_matrix((ones, indices, indptr), shape=(len(indptr) - 1, n_items))
+            return np.asarray(rows @ self.arrays["ranker.ease"], dtype=np.float32)
+        if len(indices) == 0:
+            return np.zeros((len(indptr) - 1, self.n_items), dtype=np.float32)
         unique, local = np.unique(indices, return_inverse=True)
         table = np.stack([self.arrays.rows("ranker.ease", int(i), int(i) + 1)[0] for i in unique])
         return sparse_dot(indptr, local, ones, table)
