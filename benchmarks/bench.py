@@ -45,6 +45,7 @@ MEASURE = (
 class Bench:
     def __init__(self, data: Path, home: Path, log, resume: bool = False):
         self.data, self.home, self.log, self.resume = data, home, log, resume
+        self.ingested: set[str] = set()  # datasets stored by this bench: reused, not redone
 
     def aerec(self, *args: str, seed: int = 0) -> dict:
         """Run `aerec ARGS` in a fresh process; returns rc, stdout, wall seconds, peak RSS MB."""
@@ -59,8 +60,10 @@ class Bench:
         return measured
 
     def ingest(self, source: Path, name: str, split: str = "random", seed: int = 0) -> dict:
-        if self.resume and (self.home / "datasets" / name / "meta.json").exists():
+        stored = (self.home / "datasets" / name / "meta.json").exists()
+        if stored and (self.resume or name in self.ingested):
             return {"out": "{}", "wall": float("nan"), "rss_mb": float("nan")}
+        self.ingested.add(name)
         return self.aerec(
             "ingest",
             str(source),
@@ -74,10 +77,13 @@ class Bench:
             seed=seed,
         )
 
-    def train_and_evaluate(self, dataset: str, kind: str, orientation: str, seed: int) -> dict:
-        run = f"{dataset}-{kind}-{orientation}-s{seed}"
+    def train_and_evaluate(
+        self, dataset: str, kind: str, orientation: str, seed: int, objective: str = "both"
+    ) -> dict:
+        run = f"{dataset}-{kind}-{orientation}-{objective}-s{seed}"
         folder = self.home / "runs" / run
-        if self.resume and (folder / "metrics.json").exists():
+        # A run finished earlier in this bench (another table) or by an interrupted one.
+        if (folder / "metrics.json").exists():
             metrics = json.loads((folder / "metrics.json").read_text())
             if "test" in metrics:  # finished by an earlier, interrupted `make bench`
                 return self._row(
@@ -94,6 +100,8 @@ class Bench:
             kind,
             "--orientation",
             orientation,
+            "--objective",
+            objective,
             "--run",
             run,
             seed=seed,
@@ -115,6 +123,7 @@ class Bench:
             "train_s": metrics["train_seconds"],
             "wall_s": measured.get("wall", float("nan")),
             "rss_mb": measured.get("rss_mb", float("nan")),
+            "ranking": report["ranking"],
         }
 
 
@@ -271,6 +280,48 @@ def accuracy_section(bench, title, source, split, seeds, kinds, orientations, su
         "surprise": {k: statistics.mean(r["rmse"] for r in v) for k, v in surprise_runs.items()},
     }
     return out, summary
+
+
+RANKING_COLUMNS = ("ndcg@10", "recall@20", "ndcg@100")
+
+
+def ranking_section(bench, title, source, seeds, kinds, objectives):
+    """Top-N quality per kind x objective (item orientation), popularity and EASE beside it:
+    the protocol of `aerec evaluate` (relevant = a test rating of 4 or more; candidates =
+    every item unrated in training; EASE's lambda chosen on a validation slice)."""
+    out = [f"### {title}", ""]
+    if not source.exists():
+        return out + [f"Skipped: {source} is absent.", ""], {}
+    rows, summary, reference = [], {}, {"popularity": [], "ease": []}
+    for kind in kinds:
+        for objective in objectives:
+            results = []
+            for seed in seeds:
+                name = f"{source.stem}-random-s{seed}"
+                bench.ingest(source, name, "random", seed)
+                result = bench.train_and_evaluate(name, kind, "item", seed, objective)
+                results.append(result)
+                ranking = result["ranking"]
+                bench.log(f"{title} seed {seed}: {kind}/{objective} NDCG@10 "
+                          f"{ranking['model']['ndcg@10']:.4f}")  # fmt: skip
+                if kind == kinds[0] and objective == objectives[0]:
+                    for base in reference:
+                        reference[base].append(ranking["baselines"].get(base))
+            metrics = [[r["ranking"]["model"][m] for r in results] for m in RANKING_COLUMNS]
+            summary[(kind, objective)] = statistics.mean(metrics[0])
+            rows.append(
+                [f"aerec {kind}", objective]
+                + [mean_spread(values) for values in metrics]
+                + [fmt(statistics.mean(r["wall_s"] for r in results), 1)]
+            )
+    for base, per_seed in reference.items():
+        if all(per_seed):
+            metrics = [[entry[m] for entry in per_seed] for m in RANKING_COLUMNS]
+            summary[base] = statistics.mean(metrics[0])
+            rows.append([base, "-"] + [mean_spread(values) for values in metrics] + ["-"])
+    header = ["model", "objective", "NDCG@10", "R@20", "NDCG@100", "train wall s"]
+    note = f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}), mean ± std"
+    return out + [f"Random 90/10; {note}.", "", table(header, rows), ""], summary
 
 
 def speed_section(bench, sources: dict[str, Path]) -> tuple[list[str], dict]:
@@ -554,6 +605,14 @@ def goals_section(results: dict, walls: dict) -> list[str]:
     return ["## Goals", "", table(["goal", "measured", "status"], rows), ""]
 
 
+def ranking_tables(bench, data: Path, seeds: list[int], quick: bool) -> list[str]:
+    """ML-100K: every kind x objective over ``seeds``; ML-1M: the default kind, seed 0."""
+    objectives = ["both", "rating"]
+    ml100k, _ = ranking_section(bench, "ML-100K", data / "ml-100k.zip", seeds, KINDS, objectives)
+    ml1m, _ = ranking_section(bench, "ML-1M", data / "ml-1m.zip", [0], [DEFAULT_KIND], objectives)
+    return ml100k + ml1m
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -566,6 +625,11 @@ def main() -> None:
         help="where the ML-25M-shaped file is made once and kept",
     )
     parser.add_argument("--ml25m-scale", type=float, default=1.0)
+    parser.add_argument(
+        "--ranking-only",
+        action="store_true",
+        help="only the top-N tables (ML-100K, ML-1M), written to --out",
+    )
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -582,6 +646,11 @@ def main() -> None:
 
     bench = Bench(data, home, log, args.resume)
     seeds = [0] if args.quick else [0, 1, 2, 3, 4]
+    ranking = ranking_tables(bench, data, seeds, args.quick)
+    if args.ranking_only:
+        Path(args.out).write_text("\n".join(["# Top-N benchmarks", "", *ranking]) + "\n")
+        log(f"wrote {args.out}")
+        return
     both = (lambda kind: ["item"]) if args.quick else (lambda kind: ["item", "user"])
     ml100k, ml1m = data / "ml-100k.zip", data / "ml-1m-synthetic.zip"
     results, body = {}, []
@@ -640,6 +709,9 @@ def main() -> None:
         "on it.",
         "",
         *goals_section(results, walls),
+        "## Top-N lists",
+        "",
+        *ranking,
         "## Accuracy",
         "",
         *body,
