@@ -51,7 +51,7 @@ def ingest(
         False, "--skip-bad-lines", help="Skip malformed lines instead of stopping."
     ),
     force: bool = typer.Option(False, "--force", help="Replace a dataset of the same name."),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+    fmt: OutputFormat = output.TABLE_OR_JSON,
 ):
     """Read MovieLens ratings, split them, and store sparse matrices and id maps.
 
@@ -134,7 +134,7 @@ def _print_summary(dataset) -> None:
 @app.command()
 def datasets(
     ctx: typer.Context,
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+    fmt: OutputFormat = output.TABLE_OR_JSON,
 ):
     """List the stored datasets (the last one is the default)."""
     from aerec_cli.storage import dataset_store
@@ -168,7 +168,7 @@ def datasets(
 @app.command()
 def users(
     ctx: typer.Context,
-    data: str = typer.Option(None, "--data", help="Dataset name \\[default: the latest]."),
+    data: str = output.DATA_OPTION,
     limit: int = typer.Option(20, "--limit", help="How many users to list (0: all)."),
 ):
     """List user ids of a dataset with their training rating counts."""

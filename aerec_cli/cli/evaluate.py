@@ -212,7 +212,7 @@ def compare_runs(
 @app.command()
 def evaluate(
     ctx: typer.Context,
-    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
+    run: str = output.RUN_OPTION,
     names: str = typer.Option(
         None, "--runs", help="Several runs side by side in one table, e.g. A,B,C."
     ),
@@ -227,7 +227,7 @@ def evaluate(
         "--relevant",
         help="A test rating of this many stars or more is relevant \\[default: 4].",
     ),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+    fmt: OutputFormat = output.TABLE_OR_JSON,
 ):
     """RMSE/MAE and top-k ranking metrics on the test split, next to baselines."""
     from aerec_cli.evaluation import evaluator

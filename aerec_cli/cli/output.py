@@ -71,3 +71,10 @@ def echo_csv(fields: list[str], rows: list[dict]) -> None:
 
 def warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
+
+
+# Options many commands share, declared once (Typer reads them as parameter defaults).
+RUN_OPTION = typer.Option(None, "--run", help="Run name \\[default: the latest].")
+DATA_OPTION = typer.Option(None, "--data", help="Dataset name \\[default: the latest].")
+TABLE_OR_JSON = typer.Option(OutputFormat.table, "--format", help="table or json.")
+TABLE_JSON_OR_CSV = typer.Option(ListFormat.table, "--format", help="table, json or csv.")

@@ -80,8 +80,8 @@ def recommend(
         help="rank: by the run's ranker (what the user will rate and like; runs trained "
         "with --objective rating fall back to stars); stars: by predicted stars.",
     ),
-    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
-    fmt: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json or csv."),
+    run: str = output.RUN_OPTION,
+    fmt: ListFormat = output.TABLE_JSON_OR_CSV,
 ):
     """Top-N items for a user, a new user's ratings, or every user, with predicted stars."""
     from aerec_cli.scoring import recommendations
@@ -259,8 +259,8 @@ def predict(
         help="Write to FILE instead: .csv, .parquet or .jsonl (user, item, title, predicted"
         "[, rating]).",
     ),
-    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
-    fmt: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json or csv."),
+    run: str = output.RUN_OPTION,
+    fmt: ListFormat = output.TABLE_JSON_OR_CSV,
 ):
     """Predicted stars for (user, item) pairs; with given ratings, their RMSE and MAE."""
     from aerec_cli.scoring import predictions
@@ -337,8 +337,8 @@ def similar(
     ctx: typer.Context,
     item: str = typer.Option(..., "--item", help="Raw item id (the MovieLens movie id)."),
     top: int = typer.Option(10, "--top", help="How many items."),
-    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
-    fmt: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json or csv."),
+    run: str = output.RUN_OPTION,
+    fmt: ListFormat = output.TABLE_JSON_OR_CSV,
 ):
     """Items nearest to an item in the model's learned item representation (cosine).
 
@@ -371,7 +371,7 @@ def embed(
     output_file: Path = typer.Option(
         ..., "-o", "--output", help="File to write: .csv, .parquet or .jsonl."
     ),
-    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
+    run: str = output.RUN_OPTION,
 ):
     """Export the learned item codes: columns item, title, code_0 .. code_{k-1}.
 
@@ -403,8 +403,8 @@ def outliers(
     min_ratings: int = typer.Option(
         1, "--min-ratings", help="Only rows with at least this many training ratings."
     ),
-    run: str = typer.Option(None, "--run", help="Run name \\[default: the latest]."),
-    fmt: ListFormat = typer.Option(ListFormat.table, "--format", help="table, json or csv."),
+    run: str = output.RUN_OPTION,
+    fmt: ListFormat = output.TABLE_JSON_OR_CSV,
 ):
     """Users or items whose training ratings the model reconstructs worst (anomalies).
 

@@ -27,7 +27,7 @@ RANK_EPOCHS_HELP = "Most ranker epochs; it stops early when validation NDCG@10 s
 @with_kind_flags
 def train(
     ctx: typer.Context,
-    data: str = typer.Option(None, "--data", help="Dataset name \\[default: the latest]."),
+    data: str = output.DATA_OPTION,
     kind: str = GENERATED,
     orientation: Literal["item", "user"] = typer.Option(
         D.orientation,
@@ -145,7 +145,7 @@ def runs(
     relevant: float = typer.Option(
         None, "--relevant", help="With --compare: stars from which a test rating is relevant."
     ),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json."),
+    fmt: OutputFormat = output.TABLE_OR_JSON,
 ):
     """List trained runs with their validation and (once evaluated) test RMSE.
 
