@@ -648,7 +648,9 @@ def main() -> None:
     seeds = [0] if args.quick else [0, 1, 2, 3, 4]
     ranking = ranking_tables(bench, data, seeds, args.quick)
     if args.ranking_only:
-        Path(args.out).write_text("\n".join(["# Top-N benchmarks", "", *ranking]) + "\n")
+        made = "python benchmarks/bench.py --ranking-only" + (" --quick" if args.quick else "")
+        header = ["# Top-N benchmarks", "", f"Made by `{made}` on {time.strftime('%Y-%m-%d')}.", ""]
+        Path(args.out).write_text("\n".join([*header, *ranking]) + "\n")
         log(f"wrote {args.out}")
         return
     both = (lambda kind: ["item"]) if args.quick else (lambda kind: ["item", "user"])
