@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 DEMO_HOME ?= .aerec-demo
 STAMP := $(VENV)/.aerec-deps
 
-.PHONY: install demo test lint bench search clean
+.PHONY: install demo test lint bench bench-topn search clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: install
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# Only the top-N tables (5 seeds on ML-100K; about an hour on 2 cores; --quick: 1 seed, 15 min).
+bench-topn: install
+	$(PY) benchmarks/bench.py --ranking-only --out benchmarks/topn.md $(BENCH_ARGS)
 
 # The validation-only hyperparameter search behind the defaults (about 15 min on 2 cores).
 search: install
