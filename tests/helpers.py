@@ -107,3 +107,30 @@ def stored_ratings(dataset_path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame
 
 def stored_items(dataset_path: Path | str) -> pd.DataFrame:
     return pd.read_csv(Path(dataset_path) / "items.csv", dtype=str, keep_default_na=False)
+
+
+HEAVY_IMPORTS_PROBE = (
+    "import sys\n"
+    "from aerec_cli import cli\n"
+    "sys.argv = ['aerec', *sys.argv[1:]]\n"
+    "try:\n    cli.main()\n"
+    "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+    "heavy = sorted(m for m in ('torch', 'pandas') if m in sys.modules)\n"
+    "print('heavy:', heavy, file=sys.stderr)\n"
+)
+
+
+def heavy_imports(args: list[str], cwd: Path) -> str:
+    """Run ``aerec ARGS`` in a fresh interpreter (it must succeed); returns its stderr, whose
+    last line says which of torch and pandas the command imported ("heavy: []": neither)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", HEAVY_IMPORTS_PROBE, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stderr

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -16,7 +14,7 @@ import pytest
 from aerec_cli.data import small_files
 from aerec_cli.errors import AerecError
 from aerec_cli.scoring import predictions, scorer
-from tests.helpers import assert_clean_error, ok, run_cli, stored_ratings
+from tests.helpers import assert_clean_error, heavy_imports, ok, run_cli, stored_ratings
 
 RUNS = ["item-run", "user-run"]
 
@@ -91,22 +89,9 @@ def test_from_python(trained, test_split):
 
 def test_predict_imports_neither_torch_nor_pandas(trained, tmp_path):
     write(tmp_path / "pairs.csv", "user,item,rating\n1,1,4\n2,5,3\n")
-    code = (
-        "import sys\n"
-        "from aerec_cli import cli\n"
-        "sys.argv = ['aerec', *sys.argv[1:]]\n"
-        "try:\n    cli.main()\n"
-        "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
-        "heavy = sorted(m for m in ('torch', 'pandas') if m in sys.modules)\n"
-        "print('heavy:', heavy, file=sys.stderr)\n"
-    )
     for mode in (["--user", "1", "--item", "2"], ["--pairs", "pairs.csv"]):
-        args = ["--home", str(trained), "-q", "predict", *mode]
-        done = subprocess.run(
-            [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path
-        )
-        assert done.returncode == 0, done.stderr
-        assert "heavy: []" in done.stderr, mode
+        args = ["--home", trained, "-q", "predict", *mode]
+        assert "heavy: []" in heavy_imports(args, tmp_path), mode
 
 
 # --- pairs files ---------------------------------------------------------------------------

@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -18,7 +16,7 @@ import torch
 from aerec_cli.scoring import network, scorer, serving_file
 from aerec_cli.storage import dataset_store, run_store
 from tests import fixtures
-from tests.helpers import assert_clean_error, ok, run_cli, stored_ratings
+from tests.helpers import assert_clean_error, heavy_imports, ok, run_cli, stored_ratings
 
 RUNS = ["item-run", "user-run"]
 CPU = torch.device("cpu")
@@ -101,21 +99,8 @@ def test_a_damaged_serving_file_is_rebuilt(scratch):
 
 @pytest.mark.parametrize("mode", [["--user", "5"], ["--all-users", "-o", "all.csv"]])
 def test_recommend_imports_neither_torch_nor_pandas(trained, tmp_path, mode):
-    code = (
-        "import sys\n"
-        "from aerec_cli import cli\n"
-        "sys.argv = ['aerec', *sys.argv[1:]]\n"
-        "try:\n    cli.main()\n"
-        "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
-        "heavy = sorted(m for m in ('torch', 'pandas') if m in sys.modules)\n"
-        "print('heavy:', heavy, file=sys.stderr)\n"
-    )
-    args = ["--home", str(trained), "-q", "recommend", *mode]
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path
-    )
-    assert done.returncode == 0, done.stderr
-    assert "heavy: []" in done.stderr
+    args = ["--home", trained, "-q", "recommend", *mode]
+    assert "heavy: []" in heavy_imports(args, tmp_path)
 
 
 # --- known users: --include-rated, --explain ----------------------------------------------
