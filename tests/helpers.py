@@ -134,3 +134,14 @@ def heavy_imports(args: list[str], cwd: Path) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stderr
+
+
+def read_exported(path: Path, text_columns: tuple[str, ...] = ("user", "item")) -> pd.DataFrame:
+    """A table aerec wrote to .csv, .parquet or .jsonl; ids (and ``text_columns``) as text."""
+    import json
+
+    if path.suffix == ".csv":
+        return pd.read_csv(path, dtype={name: str for name in text_columns})
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines()])

@@ -16,9 +16,9 @@ from aerec_cli.errors import AerecError
 from aerec_cli.evaluation import ease_baseline
 from aerec_cli.evaluation.metrics import (
     DEFAULT_KS,
-    DEFAULT_RELEVANT,
     bias_ranker,
     check_ks,
+    default_relevant,
     mae,
     popularity_ranker,
     ranking_metrics,
@@ -33,7 +33,7 @@ def check_relevant(relevant: float | None, dataset: dataset_store.Dataset) -> fl
     """The relevance threshold; by default 4 stars (the top star if the scale ends below 4)."""
     low, high = dataset.rating_scale
     if relevant is None:
-        return DEFAULT_RELEVANT if low <= DEFAULT_RELEVANT <= high else high
+        return default_relevant(dataset.rating_scale)
     if not (np.isfinite(relevant) and low <= relevant <= high):
         raise AerecError(
             f"--relevant must be within the rating scale of dataset {dataset.name} "

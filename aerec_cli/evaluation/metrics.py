@@ -20,6 +20,14 @@ from aerec_cli.scoring.topk import top_k
 
 DEFAULT_KS = (10, 20, 100)
 DEFAULT_RELEVANT = 4.0
+
+
+def default_relevant(rating_scale: tuple[float, float]) -> float:
+    """The default relevance threshold: 4 stars, or the top star if the scale ends below 4."""
+    low, high = rating_scale
+    return DEFAULT_RELEVANT if low <= DEFAULT_RELEVANT <= high else high
+
+
 # Per-user metrics (averaged over users), then the one catalogue-wide metric.
 USER_METRICS = ("precision", "recall", "ndcg", "mrr", "hit_rate")
 RANKING_METRICS = (*USER_METRICS, "coverage")

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 import torch
 
 from aerec_cli.data.splits import hold_out
-from aerec_cli.evaluation.metrics import DEFAULT_RELEVANT, ranking_metrics
+from aerec_cli.evaluation.metrics import default_relevant, ranking_metrics
 from aerec_cli.models import ease, ranker
 from aerec_cli.models.batches import SparseRows, row_batches
 from aerec_cli.training.config import TrainConfig
@@ -62,9 +62,9 @@ def fit_ranker(
 ) -> RankerFit:
     """The ranker of a run, trained on ``train`` (users x items). ``stop()`` ends training
     early (after the current epoch) with the best weights so far."""
-    low, top = rating_scale
-    relevant = DEFAULT_RELEVANT if low <= DEFAULT_RELEVANT <= top else top
-    fit_part, rows, cols, values = _hold_out(train, config.seed)
+    top = rating_scale[1]
+    relevant = default_relevant(rating_scale)
+    fit_part, rows, cols, values = hold_out(train, VAL_FRACTION, config.seed)
     held = sp.csr_matrix((values, (rows, cols)), shape=train.shape)
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
@@ -76,7 +76,7 @@ def fit_ranker(
         loss = loop.epoch()
         row = {"phase": "rank", "layer": "", "epoch": epoch, "train_loss": round(loss, 6)}
         if epoch % CHECK_EVERY == 0 or epoch == config.rank_epochs:
-            ndcg = _validation_ndcg(model, loop.rows, fit_part, held, relevant)
+            ndcg = _validation_ndcg(model, fit_part, held, relevant)
             row["val_ndcg"] = round(ndcg, 6)
             if ndcg > best[0] + 1e-6:
                 best, best_state, since = (ndcg, epoch), copy.deepcopy(model.state_dict()), 0
@@ -92,10 +92,6 @@ def fit_ranker(
         model.load_state_dict(best_state)
     weights, lam = _fit_ease(train, top)
     return RankerFit(model.eval(), weights, lam, history, best[1], max(best[0], 0.0))
-
-
-def _hold_out(train: sp.csr_matrix, seed: int):
-    return hold_out(train, VAL_FRACTION, seed)
 
 
 def _fit_ease(train: sp.csr_matrix, top: float) -> tuple[np.ndarray | None, float | None]:
@@ -138,7 +134,7 @@ def log_probabilities(model, inputs: SparseRows, users: np.ndarray) -> np.ndarra
     return model(inputs.batch(torch.from_numpy(users))).float().cpu().numpy()
 
 
-def _validation_ndcg(model, rows, fit_part, held, relevant: float) -> float:
+def _validation_ndcg(model, fit_part, held, relevant: float) -> float:
     inputs = SparseRows(ranker.inputs(fit_part, 1.0), model.table.device)
     # Scale-free: the input rows are normalised to unit length, so dividing by the top star
     # first changes nothing; 1.0 spares passing it.

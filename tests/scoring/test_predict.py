@@ -4,7 +4,6 @@ bad input."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -14,7 +13,14 @@ import pytest
 from aerec_cli.data import small_files
 from aerec_cli.errors import AerecError
 from aerec_cli.scoring import predictions, scorer
-from tests.helpers import assert_clean_error, heavy_imports, ok, run_cli, stored_ratings
+from tests.helpers import (
+    assert_clean_error,
+    heavy_imports,
+    ok,
+    read_exported,
+    run_cli,
+    stored_ratings,
+)
 
 RUNS = ["item-run", "user-run"]
 
@@ -151,12 +157,7 @@ def test_output_file(trained, tmp_path, extension):
     path = tmp_path / f"out.{extension}"
     result = ok(run_cli(trained, "predict", "--pairs", pairs, "-o", path))
     assert result.stdout == "" and "wrote 3 rows" in result.stderr and "RMSE" in result.stderr
-    if extension == "csv":
-        frame = pd.read_csv(path, dtype={"user": str, "item": str})
-    elif extension == "parquet":
-        frame = pd.read_parquet(path)
-    else:
-        frame = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines()])
+    frame = read_exported(path)
     assert list(frame.columns) == ["user", "item", "title", "predicted", "rating"]
     expected = predict(trained, "--pairs", pairs)["pairs"]
     assert frame["predicted"].tolist() == pytest.approx([p["predicted"] for p in expected])

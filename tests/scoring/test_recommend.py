@@ -16,7 +16,14 @@ import torch
 from aerec_cli.scoring import network, scorer, serving_file
 from aerec_cli.storage import dataset_store, run_store
 from tests import fixtures
-from tests.helpers import assert_clean_error, heavy_imports, ok, run_cli, stored_ratings
+from tests.helpers import (
+    assert_clean_error,
+    heavy_imports,
+    ok,
+    read_exported,
+    run_cli,
+    stored_ratings,
+)
 
 RUNS = ["item-run", "user-run"]
 CPU = torch.device("cpu")
@@ -351,12 +358,7 @@ def test_all_users_file(trained, tmp_path, train_frame, extension):
     path = tmp_path / f"all.{extension}"
     result = ok(run_cli(trained, "recommend", "--all-users", "--top", "3", "-o", path))
     assert "wrote 90 rows" in result.stderr and result.stdout == ""
-    if extension == "csv":
-        frame = pd.read_csv(path, dtype={"user": str, "item": str})
-    elif extension == "parquet":
-        frame = pd.read_parquet(path)
-    else:
-        frame = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines()])
+    frame = read_exported(path)
     assert list(frame.columns) == ["user", "rank", "item", "title", "score"]
     assert len(frame) == 90 and frame["user"].nunique() == 30
     for user in ("1", "17", "30"):
@@ -434,12 +436,7 @@ def test_embed_writes_item_codes(trained, tmp_path, extension):
     path = tmp_path / f"codes.{extension}"
     result = ok(run_cli(trained, "embed", "--run", "item-run", "-o", path))
     assert "wrote 40 items x 8 dims" in result.stderr
-    if extension == "csv":
-        frame = pd.read_csv(path, dtype={"item": str, "title": str})
-    elif extension == "parquet":
-        frame = pd.read_parquet(path)
-    else:
-        frame = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines()])
+    frame = read_exported(path, ("item", "title"))
     assert list(frame.columns) == ["item", "title"] + [f"code_{k}" for k in range(8)]
     assert frame["item"].tolist() == list(item_index(trained))
     assert fixtures.LATIN1_TITLE in frame["title"].tolist()
