@@ -431,7 +431,7 @@ def open_run(home: Path, run_name: str | None = None, note=None) -> Scorer:
         )
     # The weights are the run's source of truth: damage there is an error, even though
     # scoring reads the serving file.
-    run.read_checked(run_store.WEIGHTS)
+    run.check(run_store.WEIGHTS)
     weights_hash = serving_file.weights_digest(run)
     path = run.path / serving_file.FILENAME
     hashes = {"meta_hash": meta_hash, "weights_hash": weights_hash}

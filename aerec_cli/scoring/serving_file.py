@@ -31,7 +31,7 @@ import numpy as np
 
 from aerec_cli.errors import AerecError
 from aerec_cli.scoring.network import Network
-from aerec_cli.storage import atomic, run_store
+from aerec_cli.storage import atomic, run_store, verified
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -213,11 +213,17 @@ def open_arrays(path: Path, *, meta_hash: str, weights_hash: str) -> Arrays | No
         return None
     if meta.get("weights_sha256") != weights_hash:
         return None
+    recorded = meta.get("data_sha256")
+    if not isinstance(recorded, str):  # from before digests: rebuild it
+        return None
+    if verified.unchanged(path, recorded):
+        return arrays
     try:
-        if meta.get("data_sha256") != _file_data_sha256(path):  # damaged (or from before)
+        if recorded != _file_data_sha256(path):  # damaged
             return None
     except (OSError, ValueError, OverflowError):
         return None
+    verified.note(path, recorded)
     return arrays
 
 

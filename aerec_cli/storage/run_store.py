@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aerec_cli.errors import AerecError
-from aerec_cli.storage import atomic, locks
+from aerec_cli.storage import atomic, locks, verified
 
 if TYPE_CHECKING:  # torch loads only where weights are read or written (fast `recommend`)
     import torch
@@ -61,14 +61,27 @@ class Run:
                 f"{filename} of run {self.name} cannot be read ({exc.strerror or exc}); the run "
                 "is damaged: train again"
             ) from exc
+        expected = self._recorded_sha256(filename)
+        if expected is not None:
+            if hashlib.sha256(data).hexdigest() != expected:
+                raise AerecError(
+                    f"{filename} of run {self.name} is damaged: it does not match the checksum "
+                    "recorded in its config.json when it was saved; train again"
+                )
+            verified.note(self.path / filename, expected)
+        return data
+
+    def check(self, filename: str) -> None:
+        """Raise as :meth:`read_checked` does if the file is damaged, without reading it when
+        it is unchanged since its digest last matched (storage/verified.py)."""
+        expected = self._recorded_sha256(filename)
+        if expected is None or not verified.unchanged(self.path / filename, expected):
+            self.read_checked(filename)
+
+    def _recorded_sha256(self, filename: str) -> str | None:
         sums = self.config.get("sha256")
         expected = sums.get(filename) if isinstance(sums, dict) else None
-        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
-            raise AerecError(
-                f"{filename} of run {self.name} is damaged: it does not match the checksum "
-                "recorded in its config.json when it was saved; train again"
-            )
-        return data
+        return expected if isinstance(expected, str) else None
 
     def load_model(self, device: torch.device) -> RatingAutoencoder:
         from safetensors import SafetensorError

@@ -9,6 +9,7 @@ weights) is rebuilt.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
 import shutil
@@ -21,6 +22,7 @@ import torch
 
 from aerec_cli.errors import AerecError
 from aerec_cli.scoring import serving_file
+from aerec_cli.scoring.scorer import open_run
 from aerec_cli.storage import dataset_store, run_store
 from tests.helpers import PACKAGE, TINIEST, assert_clean_error, ok, run_cli
 
@@ -239,6 +241,39 @@ def test_an_intact_serving_file_is_not_rebuilt(home):
     result = ok(run_cli(home, "recommend", "--user", "3", "--run", "r"))
     assert "preparing" not in result.stderr
     assert path.stat().st_mtime_ns == stamp
+
+
+def test_files_whose_digest_matched_are_not_hashed_again(home, monkeypatch):
+    """What keeps `recommend` fast: a second open reads neither file in full."""
+    before = recommend_json(home)  # the first open hashes both and notes them
+    monkeypatch.setattr(serving_file, "_file_data_sha256", _never)
+    monkeypatch.setattr(run_store.Run, "read_checked", _never)
+    served = open_run(home, "r")
+    assert served.run.name == "r"
+
+
+@pytest.mark.parametrize("name", [run_store.WEIGHTS, serving_file.FILENAME])
+def test_a_file_edited_in_place_is_hashed_again_even_with_its_old_times(home, name):
+    """A same-size edit with its modification time set back still changes the inode's
+    change time, so the noted digest no longer vouches for it."""
+    recommend_json(home)
+    path = run_file(home, name)
+    times = path.stat()
+    data = bytearray(path.read_bytes())
+    for k in range(len(data) - 64, len(data) - 48):
+        data[k] ^= 0x55
+    with open(path, "r+b") as handle:
+        handle.write(bytes(data))
+    os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
+    result = run_cli(home, "recommend", "--user", "3", "--run", "r")
+    if name == run_store.WEIGHTS:
+        assert_clean_error(result, "damaged")
+    else:
+        assert "preparing run r" in ok(result).stderr  # rebuilt, not trusted
+
+
+def _never(*args, **kwargs):
+    raise AssertionError("read in full although unchanged since its digest matched")
 
 
 # --- nothing is ever unpickled -----------------------------------------------------------
