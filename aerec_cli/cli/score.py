@@ -401,7 +401,10 @@ def outliers(
         help="user or item \\[default: the run's orientation: item for item-oriented runs].",
     ),
     min_ratings: int = typer.Option(
-        1, "--min-ratings", help="Only rows with at least this many training ratings."
+        None,
+        "--min-ratings",
+        help="Only rows with at least this many training ratings \\[default: 20, or the "
+        "median count where that is lower: fewer ratings make an RMSE mostly luck].",
     ),
     run: str = output.RUN_OPTION,
     fmt: ListFormat = output.TABLE_JSON_OR_CSV,
@@ -434,6 +437,7 @@ def outliers(
         columns = ["#", key] + (["title"] if key == "item" else []) + ["ratings", "mean", "RMSE"]
         title = (
             f"{key}s reconstructed worst by run {result['run']} "
-            f"(train RMSE {result['train_rmse']:.4f})"
+            f"(train RMSE {result['train_rmse']:.4f}; {key}s with "
+            f"{result['min_ratings']}+ ratings)"
         )
         output.out.print(output.table(title, columns, rows))

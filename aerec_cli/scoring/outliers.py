@@ -14,6 +14,16 @@ from aerec_cli.scoring.results import Outlier, Outliers
 from aerec_cli.scoring.scorer import Scorer, open_run
 from aerec_cli.scoring.topk import best_items, check_top
 
+# Fewer ratings than this make a row's RMSE mostly luck: one 5-star rating of an obscure film
+# is not an anomaly. Data where most rows have fewer use the median count instead.
+MIN_RATINGS = 20
+
+
+def default_min_ratings(counts: np.ndarray) -> int:
+    """MIN_RATINGS, or the median count of the rows that have ratings where that is lower."""
+    rated = counts[counts > 0]
+    return max(1, min(MIN_RATINGS, int(np.median(rated)) if len(rated) else 1))
+
 
 def reconstruction_errors(served: Scorer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(user, item, squared error) of every training rating, reconstructed from the whole
@@ -33,12 +43,13 @@ def find_outliers(
     top: int = 10,
     by: str | None = None,
     run: str | None = None,
-    min_ratings: int = 1,
+    min_ratings: int | None = None,
     note: Callable[[str], None] | None = None,
 ) -> Outliers:
-    """The users (or items) whose training ratings the model reconstructs worst (RMSE)."""
+    """The users (or items) whose training ratings the model reconstructs worst (RMSE), among
+    those with at least ``min_ratings`` (default: :func:`default_min_ratings`)."""
     check_top(top)
-    if min_ratings < 1:
+    if min_ratings is not None and min_ratings < 1:
         raise AerecError(f"--min-ratings must be at least 1, not {min_ratings}")
     served = open_run(home, run, note)
     by = by or served.orientation
@@ -51,6 +62,8 @@ def find_outliers(
     sums = np.bincount(keys, error, minlength=size)
     means = np.bincount(keys, data, minlength=size) / np.maximum(counts, 1)
     rmse = np.sqrt(sums / np.maximum(counts, 1))
+    if min_ratings is None:
+        min_ratings = default_min_ratings(counts)
     eligible = counts >= min_ratings
     best = best_items(np.where(eligible, rmse, -np.inf), np.flatnonzero(~eligible), top)
     rows = [

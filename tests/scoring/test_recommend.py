@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from aerec_cli.scoring import network, scorer, serving_file
+from aerec_cli.scoring import network, outliers, scorer, serving_file
 from aerec_cli.storage import dataset_store, run_store
 from tests import fixtures
 from tests.helpers import (
@@ -459,9 +459,8 @@ def test_embed_user_run_uses_output_weights(trained, tmp_path):
 
 @pytest.mark.parametrize("run, default_by", [("item-run", "item"), ("user-run", "user")])
 def test_outliers_sorted_with_counts(trained, train_frame, run, default_by):
-    result = ok(
-        run_cli(trained, "outliers", "--top", "100", "--run", run, "--format", "json")
-    ).json()
+    args = ["outliers", "--top", "100", "--run", run, "--min-ratings", "1", "--format", "json"]
+    result = ok(run_cli(trained, *args)).json()
     assert result["by"] == default_by
     rows = result["rows"]
     counts = train_frame.groupby(default_by)["rating"].agg(["count", "mean"])
@@ -474,6 +473,22 @@ def test_outliers_sorted_with_counts(trained, train_frame, run, default_by):
     # The per-row RMSEs come from the same errors as the overall train RMSE.
     total = sum(r["rmse"] ** 2 * r["ratings"] for r in rows) / sum(r["ratings"] for r in rows)
     assert np.sqrt(total) == pytest.approx(result["train_rmse"], abs=1e-3)
+
+
+@pytest.mark.parametrize("by", ["user", "item"])
+def test_outliers_leave_out_rows_with_too_few_ratings_by_default(trained, train_frame, by):
+    """One 5-star rating of an obscure film is not an anomaly: the default minimum is 20
+    ratings, or the median count where that is lower (as in this small fixture)."""
+    args = ["outliers", "--by", by, "--top", "1000", "--format", "json"]
+    result = ok(run_cli(trained, *args)).json()
+    counts = train_frame.groupby(by).size()
+    expected = min(20, int(np.median(counts)))
+    assert expected > 1  # the fixture must make the default matter
+    assert result["min_ratings"] == expected
+    assert {str(r[by]) for r in result["rows"]} == {
+        str(k) for k in counts[counts >= expected].index
+    }
+    assert outliers.default_min_ratings(np.array([0, 50, 60, 70])) == 20
 
 
 def test_outliers_min_ratings_and_table(trained, train_frame):
