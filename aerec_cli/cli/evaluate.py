@@ -73,6 +73,11 @@ def _ranking_rows(report: dict) -> list[tuple[str, dict]]:
     baselines = ranking["baselines"]
     rows = [
         (f"{report['kind']} ({report['orientation']})", ranking["model"]),
+        *(
+            [(f"{report['kind']}, by stars", ranking["model_by_stars"])]
+            if "model_by_stars" in ranking
+            else []
+        ),
         ("popularity", baselines["popularity"]),
         ("bias baseline", baselines["bias"]),
     ]

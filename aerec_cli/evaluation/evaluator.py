@@ -136,13 +136,10 @@ def _evaluate_loaded(loaded: Loaded, ref: _Reference) -> dict:
     predicted = scorer.predict(users, items)
     # The lists `recommend` makes: by the ranker where the run has one, else by the raw
     # (unclipped) stars, since clipping would tie every item predicted above the top star.
-    _, model_ranking = ranking_metrics(
-        {"model": scorer.list_scores},
-        dataset.train,
-        dataset.test,
-        ref.relevant,
-        ref.ks,
-    )
+    listers = {"model": scorer.list_scores}
+    if scorer.ranks:  # and the lists `recommend --order stars` makes, by the stars alone
+        listers["model_by_stars"] = scorer.star_list_scores
+    _, model_ranking = ranking_metrics(listers, dataset.train, dataset.test, ref.relevant, ref.ks)
     relevant = ref.relevant
     report = {
         "run": loaded.run.name,
@@ -159,6 +156,7 @@ def _evaluate_loaded(loaded: Loaded, ref: _Reference) -> dict:
             "relevant": int(relevant) if float(relevant).is_integer() else relevant,
             "n_users": ref.n_users,
             "model": model_ranking["model"],
+            **({"model_by_stars": model_ranking["model_by_stars"]} if scorer.ranks else {}),
             "baselines": {
                 name: None if values is None else dict(values)
                 for name, values in ref.ranking.items()

@@ -350,6 +350,11 @@ class Scorer:
         unclipped stars; items without training ratings are never listed (-inf)."""
         if self.ranks:
             return self.rank_block(users)
+        return self.star_list_scores(users)
+
+    def star_list_scores(self, users: np.ndarray) -> np.ndarray:
+        """What top-N lists by predicted stars follow (``--order stars``): the unclipped
+        stars, since clipping would tie every item predicted above the top star."""
         scores = self.block_scores(users, clip=False)
         scores[:, ~self.item_seen] = -np.inf
         return scores

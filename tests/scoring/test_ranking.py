@@ -122,3 +122,17 @@ def test_new_users_with_opposite_tastes_get_their_own_side(planted):
     assert len(listed_a & set(SIDES["a"])) >= 4, listed_a
     assert len(listed_b & set(SIDES["b"])) >= 4, listed_b
     assert not listed_a & listed_b
+
+
+def test_evaluate_reports_a_ranking_runs_lists_by_stars_as_the_rating_run_would(planted):
+    """`--objective rating` trains the same autoencoder as the default run, so the default
+    run's lists by stars ("model_by_stars") are the rating run's lists (bench.py relies on
+    this), and its stars are the same."""
+    both = ok(run_cli(planted, "evaluate", "--run", "both", "--format", "json")).json()
+    stars = ok(run_cli(planted, "evaluate", "--run", "stars", "--format", "json")).json()
+    assert "model_by_stars" not in stars["ranking"]
+    assert both["rmse"] == stars["rmse"]
+    assert both["ranking"]["model_by_stars"] == stars["ranking"]["model"]
+    assert both["ranking"]["model"] != stars["ranking"]["model"]
+    table = ok(run_cli(planted, "evaluate", "--run", "both")).stdout
+    assert "denoising, by stars" in table
