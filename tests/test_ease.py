@@ -166,9 +166,10 @@ def test_evaluate_table_rows_and_compact_columns(trained):
     report = ok(run_cli(trained, "evaluate", "--format", "json")).json()
     ranking = report["ranking"]
     rows = [line.strip() for line in out.splitlines() if "│" in line]
-    labels = [row.split("│")[0].strip() for row in rows[-4:]]
+    labels = [row.split("│")[0].strip() for row in rows[-5:]]
     lam = f"{ranking['ease_lambda']:g}"
-    assert labels == ["denoising (item)", "popularity", "bias baseline", f"EASE (λ={lam})"]
+    expected = ["denoising (item)", "denoising, by stars", "popularity", "bias baseline"]
+    assert labels == [*expected, f"EASE (λ={lam})"]
     cells = [cell.strip() for cell in rows[-1].split("│")[1:]]
     ease_values = ranking["baselines"]["ease"]
     keys = ["precision@10", "recall@10", "ndcg@10", "mrr@10", "hit_rate@10", "coverage@10"]
@@ -184,9 +185,9 @@ def test_evaluate_with_k_shows_every_metric_at_each_k(trained):
 
 def test_runs_compare_adds_recall_20_and_ndcg_100(trained):
     out = ok(run_cli(trained, "runs", "--compare")).stdout
-    assert header_of(out, "run")[6:] == COMPACT
+    assert header_of(out, "run")[5:] == COMPACT
     out = ok(run_cli(trained, "runs", "--compare", "--k", "5")).stdout
-    assert header_of(out, "run")[6:] == ["P@5", "R@5", "NDCG@5", "MRR@5", "HR@5", "cov@5"]
+    assert header_of(out, "run")[5:] == ["P@5", "R@5", "NDCG@5", "MRR@5", "HR@5", "cov@5"]
 
 
 def test_ease_is_skipped_above_the_item_limit(trained, monkeypatch):

@@ -130,17 +130,29 @@ def _print_evaluation(report: dict, *, every_k: bool = False) -> None:
 
 
 def _print_comparison(reports: list[dict]) -> None:
-    """One row per run; the best value of each metric column in bold green (or marked *)."""
+    """One table per dataset (figures on different test splits do not compare), its runs
+    with the best of each column marked, then the dataset's baselines."""
+    by_dataset: dict[str, list[dict]] = {}
+    for report in reports:
+        by_dataset.setdefault(report["dataset"], []).append(report)
+    for group in by_dataset.values():
+        _print_dataset_comparison(group)
+
+
+def _comparison_metrics(report: dict) -> list[tuple[str, str, object]]:
+    return [("RMSE", "rmse", min), ("MAE", "mae", min)] + [
+        (_label(key), key, max) for key in ranking_keys(report["ranking"]["k"])
+    ]
+
+
+def _print_dataset_comparison(reports: list[dict]) -> None:
     from rich.text import Text
 
-    k = reports[0]["ranking"]["k"][0]
-    metrics = [("RMSE", "rmse", min), ("MAE", "mae", min)] + [
-        (_label(key), key, max) for key in ranking_keys(reports[0]["ranking"]["k"])
-    ]
+    metrics = _comparison_metrics(reports[0])
 
     def value(report: dict, key: str):
         if key in ("rmse", "mae"):
-            return report[key]
+            return report.get(key)
         return report["ranking"]["model"].get(key)
 
     plain = output.out.color_system is None  # piped or NO_COLOR: mark the best with a star instead
@@ -148,30 +160,48 @@ def _print_comparison(reports: list[dict]) -> None:
     for _, key, pick in metrics:
         present = [v for v in (value(r, key) for r in reports) if v is not None]
         best[key] = pick(present) if len(reports) > 1 and present else None
-    header = ["run", "dataset", "kind", "orientation"] + [label for label, _, _ in metrics]
-    rows = []
+    header = ["run", "kind", "orientation"] + [label for label, _, _ in metrics]
+    table = output.table(_comparison_title(reports), header, [])
     for report in reports:
-        row = [report["run"], report["dataset"], report["kind"], report["orientation"]]
+        row = [report["run"], report["kind"], report["orientation"]]
         for _, key, _ in metrics:
             number = value(report, key)
             if number is not None and number == best[key]:
                 row.append(Text(_num(number) + ("*" if plain else ""), style="bold green"))
             else:
                 row.append(_num(number) + (" " if plain and len(reports) > 1 else ""))
-        rows.append(row)
-    relevant = f"{reports[0]['ranking']['relevant']:g}"
-    runs_text = f"{len(reports)} run{'s' if len(reports) > 1 else ''}"
-    title = f"{runs_text} on the test split (ranking: top {k}, relevant >= {relevant})"
-    table = output.table(title, header, [])
-    for row in rows:
         table.add_row(*row)
+    for name, figures in _baseline_rows(reports[0]):
+        table.add_row(name, "-", "-", *[_num(figures.get(key)) for _, key, _ in metrics])
     output.out.print(table)
     if len(reports) > 1:
         output.out.print(
-            "* best in each column (lowest RMSE/MAE, highest otherwise)"
+            "* best run in each column (lowest RMSE/MAE, highest otherwise)"
             if plain
-            else "best in each column in bold green (lowest RMSE/MAE, highest otherwise)"
+            else "best run in each column in bold green (lowest RMSE/MAE, highest otherwise)"
         )
+
+
+def _comparison_title(reports: list[dict]) -> str:
+    ranking = reports[0]["ranking"]
+    runs = f"{len(reports)} run{'s' if len(reports) > 1 else ''}"
+    return (
+        f"{runs} on the test split of {reports[0]['dataset']} "
+        f"(ranking: top {ranking['k'][0]}, relevant >= {ranking['relevant']:g}), baselines below"
+    )
+
+
+def _baseline_rows(report: dict) -> list[tuple[str, dict]]:
+    """The dataset's baselines as rows: their rating and ranking figures where they have them."""
+    rating, ranking = report["baselines"], report["ranking"]["baselines"]
+    rows = [
+        ("global mean", rating.get("global_mean") or {}),
+        ("bias baseline", {**(rating.get("bias") or {}), **(ranking.get("bias") or {})}),
+        ("popularity", ranking.get("popularity") or {}),
+    ]
+    if ranking.get("ease"):
+        rows.append((f"EASE (λ={report['ranking']['ease_lambda']:g})", ranking["ease"]))
+    return rows
 
 
 def compare_runs(
@@ -180,8 +210,12 @@ def compare_runs(
     k_text: str | None,
     relevant: float | None,
     fmt: OutputFormat,
+    *,
+    reuse_stored: bool = False,
 ) -> None:
-    """Evaluate several runs (all when ``names`` is None) and print them side by side."""
+    """Evaluate several runs (all when ``names`` is None) and print them side by side, one
+    table per dataset. ``reuse_stored``: take the report of a run's last `evaluate` where it
+    answers the same question (`aerec runs --compare`)."""
     from aerec_cli.evaluation import evaluator
     from aerec_cli.evaluation.metrics import DEFAULT_KS
     from aerec_cli.storage import run_store
@@ -203,6 +237,7 @@ def compare_runs(
         ks=ks,
         relevant=relevant,
         skip_broken=every,
+        reuse_stored=reuse_stored,
         on_run=lambda name: settings.note(f"evaluating {name} ..."),
         note=settings.note,
     )

@@ -131,7 +131,8 @@ def runs(
     compare: bool = typer.Option(
         False,
         "--compare",
-        help="Evaluate the runs (all, or those in --runs) and compare them side by side.",
+        help="Compare the runs (all, or those in --runs) side by side, one table per dataset; "
+        "a run's last `evaluate` is reused where it used the same --k and --relevant.",
     ),
     names: str = typer.Option(
         None, "--runs", help="With --compare: the runs to compare, e.g. A,B,C \\[default: all]."
@@ -149,7 +150,8 @@ def runs(
 ):
     """List trained runs with their validation and (once evaluated) test RMSE.
 
-    With --compare, evaluate them and show RMSE, MAE and ranking metrics side by side.
+    With --compare, show RMSE, MAE and ranking metrics side by side, evaluating only the runs
+    whose last `evaluate` does not answer the same question.
     """
     from aerec_cli.storage import run_store
 
@@ -159,7 +161,7 @@ def runs(
         from aerec_cli.cli.evaluate import compare_runs, parse_names
 
         chosen = parse_names(names) if names is not None else None
-        compare_runs(ctx.obj, chosen, k, relevant, fmt)
+        compare_runs(ctx.obj, chosen, k, relevant, fmt, reuse_stored=True)
         return
     found = run_store.list_runs(ctx.obj.home)
     records = [

@@ -6,6 +6,7 @@ The run is scored by the same numpy scorer as `recommend` and `predict` (scoring
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +193,7 @@ def evaluate_runs(
     ks: Sequence[int] = DEFAULT_KS,
     relevant: float | None = None,
     skip_broken: bool = False,
+    reuse_stored: bool = False,
     on_run: Callable[[str], None] | None = None,
     note: Callable[[str], None] | None = None,
 ) -> tuple[list[dict], list[str]]:
@@ -199,7 +201,9 @@ def evaluate_runs(
 
     Every name is checked before any work starts. With ``skip_broken``, a run that cannot
     be evaluated (its dataset deleted or re-ingested, its weights damaged) is left out and
-    its problem returned; otherwise the first such problem stops everything.
+    its problem returned; otherwise the first such problem stops everything. With
+    ``reuse_stored``, a run whose last `evaluate` used these cut-offs and threshold on its
+    dataset as it is now is not evaluated again (:func:`stored_report`).
     Returns (reports in the given order, problems).
     """
     ks = check_ks(ks)
@@ -207,6 +211,10 @@ def evaluate_runs(
     references: dict[str, _Reference] = {}
     reports, problems = [], []
     for run in runs:
+        stored = stored_report(home, run, ks, relevant) if reuse_stored else None
+        if stored is not None:
+            reports.append(stored)
+            continue
         if on_run:
             on_run(run.name)
         try:
@@ -221,3 +229,28 @@ def evaluate_runs(
                 raise
             problems.append(f"run {run.name}: {exc.message}")
     return reports, problems
+
+
+def stored_report(
+    home: Path, run: run_store.Run, ks: Sequence[int], relevant: float | None
+) -> dict | None:
+    """The report the run's last `evaluate` saved, if it answers the same question: the same
+    cut-offs and relevance threshold, on the dataset version the run was trained on (a run
+    changes only by `train --resume`, which clears its test report)."""
+    report = run.metrics.get("test")
+    if not isinstance(report, dict) or not isinstance(report.get("ranking"), dict):
+        return None
+    ranking = report["ranking"]
+    scale = run.config.get("rating_scale")
+    wanted = relevant
+    if wanted is None and isinstance(scale, list) and len(scale) == 2:
+        wanted = default_relevant((float(scale[0]), float(scale[1])))
+    if ranking.get("k") != list(ks) or wanted is None or ranking.get("relevant") != wanted:
+        return None
+    try:
+        meta = (home / "datasets" / run.dataset / "meta.json").read_bytes()
+    except OSError:
+        return None
+    if run.config.get("dataset_meta_sha256") != hashlib.sha256(meta).hexdigest():
+        return None
+    return report

@@ -256,6 +256,9 @@ def test_evaluate_table_shows_both_tables(trained):
 # --- comparing runs ------------------------------------------------------------------------
 
 
+BASELINE_ROWS = ("global mean", "bias baseline", "popularity", "EASE")
+
+
 def table_rows(text: str) -> dict[str, list[str]]:
     """Rows of the comparison table by run name, cells stripped."""
     rows = {}
@@ -266,18 +269,24 @@ def table_rows(text: str) -> dict[str, list[str]]:
     return rows
 
 
+def row_names(text: str) -> set[str]:
+    """The first cell of each table row, without a parenthesised detail ("EASE (λ=500)")."""
+    return {name.split(" (")[0] for name in table_rows(text)}
+
+
 def test_evaluate_runs_side_by_side_marks_the_best(trained):
     result = ok(run_cli(trained, "evaluate", "--runs", "item-run,user-run"))
     header = [c.strip() for c in result.stdout.splitlines()[1].split("┃")]
-    assert header[:6] == ["run", "dataset", "kind", "orientation", "RMSE", "MAE"]
+    assert header[:5] == ["run", "kind", "orientation", "RMSE", "MAE"]
     ranking_columns = ["P@10", "R@10", "NDCG@10", "MRR@10", "HR@10", "cov@10", "R@20", "NDCG@100"]
-    assert header[6:] == ranking_columns
+    assert header[5:] == ranking_columns
     rows = table_rows(result.stdout)
-    assert set(rows) == {"item-run", "user-run"}
-    assert "* best in each column" in result.stdout
+    assert row_names(result.stdout) == {"item-run", "user-run", *BASELINE_ROWS}
+    rows = {run: rows[run] for run in ("item-run", "user-run")}
+    assert "* best run in each column" in result.stdout
     reports = {r["run"]: r for r in evaluate_json(trained, "--runs", "item-run,user-run")}
     keys = ["rmse", "mae"] + [f"{m}@10" for m in METRICS] + ["recall@20", "ndcg@100"]
-    for column, key in enumerate(keys, start=4):
+    for column, key in enumerate(keys, start=3):
         values = {
             run: reports[run].get(key, reports[run]["ranking"]["model"].get(key)) for run in rows
         }
@@ -316,11 +325,41 @@ def test_runs_compare_all_or_some(trained):
     assert [r["run"] for r in everything] == ["item-run", "user-run"]
     assert all("ranking" in r for r in everything)
     table = ok(run_cli(trained, "runs", "--compare")).stdout
-    assert set(table_rows(table)) == {"item-run", "user-run"}
+    assert row_names(table) == {"item-run", "user-run", *BASELINE_ROWS}
     some = ok(run_cli(trained, "runs", "--compare", "--runs", "user-run", "--format", "json"))
     assert [r["run"] for r in some.json()] == ["user-run"]
     plain = ok(run_cli(trained, "runs")).stdout  # the plain listing is unchanged
     assert "val RMSE" in plain and "NDCG" not in plain
+
+
+def test_runs_compare_reuses_the_last_evaluate_that_answers_the_same_question(trained, monkeypatch):
+    stored = evaluate_json(trained, "--run", "item-run")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("evaluated again")
+
+    monkeypatch.setattr(evaluator, "_evaluate_loaded", refuse)
+    again = ok(run_cli(trained, "runs", "--compare", "--runs", "item-run", "--format", "json"))
+    assert again.json() == [stored]
+    # Other cut-offs are evaluated again, and `evaluate` always evaluates.
+    for args in (["runs", "--compare", "--runs", "item-run", "--k", "5"], ["evaluate"]):
+        result = run_cli(trained, *args)
+        assert "evaluated again" in str(result.exception), args
+
+
+def test_runs_of_different_datasets_are_compared_within_their_own_dataset(ingested_home, sources):
+    ok(run_cli(ingested_home, "-q", "ingest", sources.ml100k_zip, "--name", "other"))
+    ok(run_cli(ingested_home, "-q", "train", *TINY, "--data", "other", "--run", "a"))
+    ok(run_cli(ingested_home, "-q", "train", *TINY, "--data", "ml1m", "--run", "b"))
+    ok(run_cli(ingested_home, "-q", "train", *TINY, "--data", "ml1m", "--run", "c"))
+    out = ok(run_cli(ingested_home, "evaluate", "--runs", "a,b,c")).stdout
+    titles = [line for line in out.splitlines() if "on the test split of" in line]
+    assert len(titles) == 2 and "of other" in titles[0] and "of ml1m" in titles[1]
+    first, second = out.split(titles[1])
+    assert "a " in first and "*" not in first  # a lone run is best of nothing
+    assert {"b", "c"} <= set(table_rows(second)) and "*" in second
+    for part in (first, second):
+        assert set(BASELINE_ROWS) <= row_names(part)
 
 
 def test_runs_compare_with_no_runs(ingested_home):
@@ -333,6 +372,7 @@ def test_runs_compare_skips_a_stale_run_with_a_warning(ingested_home, sources):
     ok(run_cli(ingested_home, "-q", "ingest", sources.ml100k_zip, "--name", "other"))
     ok(run_cli(ingested_home, "-q", "train", *TINY, "--data", "other", "--run", "stale"))
     ok(run_cli(ingested_home, "-q", "train", *TINY, "--data", "ml1m", "--run", "fine"))
+    ok(run_cli(ingested_home, "evaluate", "--run", "stale"))  # its report is stale too
     ok(run_cli(ingested_home, "-q", "ingest", sources.ml100k_zip, "--name", "other", "--force"))
     result = ok(run_cli(ingested_home, "runs", "--compare", "--format", "json"))
     assert [r["run"] for r in result.json()] == ["fine"]

@@ -245,7 +245,7 @@ def test_an_intact_serving_file_is_not_rebuilt(home):
 
 def test_files_whose_digest_matched_are_not_hashed_again(home, monkeypatch):
     """What keeps `recommend` fast: a second open reads neither file in full."""
-    before = recommend_json(home)  # the first open hashes both and notes them
+    recommend_json(home)  # the first open hashes both and notes them
     monkeypatch.setattr(serving_file, "_file_data_sha256", _never)
     monkeypatch.setattr(run_store.Run, "read_checked", _never)
     served = open_run(home, "r")
