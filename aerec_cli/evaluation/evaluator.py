@@ -133,7 +133,16 @@ def _evaluate_loaded(loaded: Loaded, ref: _Reference) -> dict:
     dataset, scorer = loaded.dataset, loaded.scorer
     test = dataset.test.tocoo()
     users, items, actual = test.row, test.col, test.data.astype(np.float64)
-    predicted = scorer.predict(users, items)
+    # A run trained with --objective ranking predicts no stars: its RMSE, MAE and fallback
+    # count are null (the rating baselines are still reported beside them).
+    stars = {"rmse": None, "mae": None, "n_fallback": None}
+    if scorer.rates:
+        predicted = scorer.predict(users, items)
+        stars = {
+            "rmse": round(rmse(predicted, actual), 6),
+            "mae": round(mae(predicted, actual), 6),
+            "n_fallback": int((~(scorer.user_seen[users] & scorer.item_seen[items])).sum()),
+        }
     # The lists `recommend` makes: by the ranker where the run has one, else by the raw
     # (unclipped) stars, since clipping would tie every item predicted above the top star.
     _, model_ranking = ranking_metrics(
@@ -149,10 +158,11 @@ def _evaluate_loaded(loaded: Loaded, ref: _Reference) -> dict:
         "dataset": dataset.name,
         "kind": loaded.run.config["kind"],
         "orientation": loaded.run.config["orientation"],
-        "rmse": round(rmse(predicted, actual), 6),
-        "mae": round(mae(predicted, actual), 6),
+        "objective": loaded.run.objective,
+        "rmse": stars["rmse"],
+        "mae": stars["mae"],
         "n_test": int(test.nnz),
-        "n_fallback": int((~(scorer.user_seen[users] & scorer.item_seen[items])).sum()),
+        "n_fallback": stars["n_fallback"],
         "baselines": {name: dict(scores) for name, scores in ref.rating.items()},
         "ranking": {
             "k": list(ref.ks),
