@@ -40,12 +40,15 @@ class Evaluation:
 
     run: str
     dataset: str
-    kind: str
+    kind: str  # "ranker" for a run trained with objective="ranking"
     orientation: str
-    rmse: float
-    mae: float
+    objective: str  # what the run learnt: "both", "rating" or "ranking"
+    # The model's rating error; None for a run trained with objective="ranking" (no stars).
+    rmse: float | None
+    mae: float | None
     n_test: int
-    n_fallback: int  # test ratings of users or items unseen in training (bias baseline)
+    # Test ratings of users or items unseen in training (bias baseline); None without stars.
+    n_fallback: int | None
     baselines: dict[str, dict[str, float]]  # rating baselines: {"bias": {"rmse", "mae"}, ...}
     ranking: dict[str, Any]  # k, relevant, n_users, model and baselines' metrics
 
@@ -197,7 +200,7 @@ class Home:
         **settings,
     ) -> Run:
         """`aerec train`: a TrainConfig, or its settings as keywords (kind="denoising",
-        epochs=50, corruption=0.4, ...);
+        epochs=50, corruption=0.4, ...; objective="ranking" trains the ranker alone);
         ``progress`` gets each epoch's history row. Ctrl-C stops after the current epoch and
         keeps a resumable run (AerecError says how to resume), as in the CLI."""
         from aerec_cli.training import session

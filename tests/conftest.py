@@ -120,3 +120,26 @@ def scratch(tmp_path, trained_template) -> Path:
     home = tmp_path / "home"
     shutil.copytree(trained_template, home)
     return home
+
+
+@pytest.fixture(scope="session")
+def planted_template(tmp_path_factory) -> Path:
+    """The planted tastes (fixtures.write_planted: item 99 only in the test split) with three
+    runs, one per objective: both (the default), stars (rating) and ranks (ranking), the first
+    two trained with TINY. Never used directly: tests get a copy (``planted``)."""
+    root = tmp_path_factory.mktemp("planted")
+    train, test = fixtures.write_planted(root)
+    home = root / "home"
+    ok(run_cli(home, "-q", "ingest", train, "--test", test))
+    ok(run_cli(home, "-q", "train", *TINY, "--run", "both"))
+    ok(run_cli(home, "-q", "train", *TINY, "--objective", "rating", "--run", "stars"))
+    ok(run_cli(home, "-q", "train", "--objective", "ranking", "--run", "ranks"))
+    return home
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory, planted_template) -> Path:
+    """The module's own copy of the planted home (runs both, stars and ranks)."""
+    home = tmp_path_factory.mktemp("planted-copy") / "home"
+    shutil.copytree(planted_template, home)
+    return home

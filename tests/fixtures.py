@@ -248,6 +248,36 @@ def write_generic(
     return path
 
 
+# --- planted tastes, for top-N lists ------------------------------------------------------
+
+# Users 1-20 like items 1-15 and dislike 16-30; users 21-40 the other way round.
+PLANTED_SIDES = {"a": range(1, 16), "b": range(16, 31)}
+# Item 99 is rated only in the test file, so no model learns anything about it.
+PLANTED_TEST = "user,item,rating\n1,99,5\n2,1,4\n30,20,5\n"
+
+
+def planted_ratings(seed: int = 0) -> str:
+    """A train file where each user rates mostly items of the side they like (4-5 stars),
+    and a few of the other side (1-2 stars)."""
+    rng = np.random.default_rng(seed)
+    lines = ["user,item,rating"]
+    for user in range(1, 41):
+        liked, disliked = ("a", "b") if user <= 20 else ("b", "a")
+        for item in rng.choice(list(PLANTED_SIDES[liked]), size=9, replace=False):
+            lines.append(f"{user},{item},{rng.choice([4, 5])}")
+        for item in rng.choice(list(PLANTED_SIDES[disliked]), size=3, replace=False):
+            lines.append(f"{user},{item},{rng.choice([1, 2])}")
+    return "\n".join(lines) + "\n"
+
+
+def write_planted(root: Path) -> tuple[Path, Path]:
+    """(train.csv, test.csv) of the planted tastes, for ``aerec ingest TRAIN --test TEST``."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.csv").write_text(planted_ratings())
+    (root / "test.csv").write_text(PLANTED_TEST)
+    return root / "train.csv", root / "test.csv"
+
+
 # --- archives ----------------------------------------------------------------------------
 
 

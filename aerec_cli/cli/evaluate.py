@@ -67,12 +67,20 @@ def ranking_keys(ks: list[int], *, every_k: bool = False) -> list[str]:
     return keys + [key for key in HEADLINE if key in present and key not in keys]
 
 
+def model_label(report: dict) -> str:
+    """The model's row in evaluate's tables: its kind and orientation, or "ranker" for a run
+    trained with --objective ranking (a ranker alone, of no kind)."""
+    if report.get("objective") == "ranking":
+        return "ranker"
+    return f"{report['kind']} ({report['orientation']})"
+
+
 def _ranking_rows(report: dict) -> list[tuple[str, dict]]:
     """(label, metrics) of the model, then each baseline fitted (EASE only if not skipped)."""
     ranking = report["ranking"]
     baselines = ranking["baselines"]
     rows = [
-        (f"{report['kind']} ({report['orientation']})", ranking["model"]),
+        (model_label(report), ranking["model"]),
         *(
             [(f"{report['kind']}, by stars", ranking["model_by_stars"])]
             if "model_by_stars" in ranking
@@ -87,18 +95,20 @@ def _ranking_rows(report: dict) -> list[tuple[str, dict]]:
 
 
 def _print_evaluation(report: dict, *, every_k: bool = False) -> None:
+    stars = report["rmse"] is not None  # None: a run trained with --objective ranking
     rows = [
-        [
-            f"{report['kind']} ({report['orientation']})",
-            f"{report['rmse']:.4f}",
-            f"{report['mae']:.4f}",
-        ]
+        [model_label(report)]
+        + ([f"{report['rmse']:.4f}", f"{report['mae']:.4f}"] if stars else ["n/a", "n/a"])
     ]
     labels = {"global_mean": "global mean", "bias": "bias baseline"}
     for key, scores in report["baselines"].items():
         rows.append([labels[key], f"{scores['rmse']:.4f}", f"{scores['mae']:.4f}"])
     title = f"run {report['run']} on {report['dataset']}: {report['n_test']:,} test ratings"
     output.out.print(output.table(title, ["model", "RMSE", "MAE"], rows))
+    if not stars:
+        output.out.print(
+            "the ranker predicts no stars (trained with --objective ranking): no RMSE or MAE"
+        )
     if report["n_fallback"]:
         output.out.print(
             f"{report['n_fallback']:,} test ratings of users or items unseen in training "

@@ -145,13 +145,15 @@ def _weight_decay_param(param: inspect.Parameter) -> inspect.Parameter:
 def _option_param(option: kinds.Option, takers: list[kinds.Kind], taken: set[str]):
     if option.name in taken:  # a programming error in a declaration
         raise ValueError(f"kind option {option.name} clashes with a train parameter")
-    extra: dict[str, Any] = {}
+    # The label of the value in --help, written here from the declaration: with a parser,
+    # Typer would show the parser's name rather than the choices or the range.
     shown = option.describe_range()
-    if shown and (option.low_open or option.high_open):
-        # Typer's min/max are inclusive, so an open range is shown the same way by hand.
-        extra["metavar"] = f"<{option.type.__name__} range> [{shown}]"
+    if option.choices:
+        metavar = f"<{'|'.join(option.choices)}>"
     elif shown:
-        extra.update(min=option.low, max=option.high)
+        metavar = f"<{option.type.__name__} range> [{shown}]"
+    else:
+        metavar = f"<{option.type.__name__}>"
     annotation = Literal[option.choices] if option.choices else option.type  # type: ignore
     return inspect.Parameter(
         option.name,
@@ -162,10 +164,10 @@ def _option_param(option: kinds.Option, takers: list[kinds.Kind], taken: set[str
             option.flag,
             help=f"{'/'.join(kind.name for kind in takers)}: {option.help}",
             rich_help_panel=PANEL,
-            # The parser makes Typer hand over the value as parsed; min, max and choices
-            # then only label the help, and TrainConfig.check applies the declared rule
+            # The parser makes Typer hand over the value as parsed; TrainConfig.check
+            # applies the declared rule
             # (one place, one message for the CLI and the Python API alike).
             parser=option.parse,
-            **extra,
+            metavar=metavar,
         ),
     )

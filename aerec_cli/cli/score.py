@@ -17,19 +17,22 @@ RECOMMEND_EPILOG = "\n\n".join(
         "--user ID: a user in the data. Their training ratings are left out unless "
         "--include-rated.",
         "--rate ITEM=STARS (repeatable) or --ratings-file FILE (CSV item,rating with raw item "
-        "ids, header optional): a new user, scored without retraining. A user-oriented model "
+        "ids, header optional): a new user, scored without retraining. The run's ranker reads "
+        "any number of ratings. For the stars, a user-oriented model "
         "encodes the new rating vector; an item-oriented model fits the new user's output unit "
         "(r_j ~ h_j.w + b on the rated items' last hidden layers h_j) by ridge regression, shrunk "
         "towards the average trained user. Unknown item ids are warned about and dropped. With "
-        "fewer than 3 usable ratings the list is ranked by damped popularity, (sum of ratings + "
-        "10 x global mean) / (count + 10), and says so.",
+        "no usable rating (or fewer than 3 where the list follows the stars) the list is ranked "
+        "by damped popularity, (sum of ratings + 10 x global mean) / (count + 10), and says so.",
         "--all-users: every user's top N, written to -o FILE (.csv, .parquet or .jsonl; columns "
         "user, rank, item, title, score).",
         "--explain: for each item, the 3 rated items that weigh most in it, with sign. "
         "User-oriented model: leave-one-out, the change in the item's predicted stars when that "
         "one rating is dropped from the user's input. Item-oriented model (a user's other "
         "ratings are not part of an item's input): cosine similarity of the two items' encoder "
-        "codes (centred on the mean code) x (the rating - the user's mean rating).",
+        "codes (centred on the mean code) x (the rating - the user's mean rating). A run trained "
+        "with --objective ranking: leave-one-out on its ranker, the change in the item's ranking "
+        "score.",
     ]
 )
 
@@ -78,12 +81,14 @@ def recommend(
         "rank",
         "--order",
         help="rank: by the run's ranker (what the user will rate and like; runs trained "
-        "with --objective rating fall back to stars); stars: by predicted stars.",
+        "with --objective rating fall back to stars); stars: by predicted stars (not for "
+        "runs trained with --objective ranking, which predict none).",
     ),
     run: str = output.RUN_OPTION,
     fmt: ListFormat = output.TABLE_JSON_OR_CSV,
 ):
-    """Top-N items for a user, a new user's ratings, or every user, with predicted stars."""
+    """Top-N items for a user, a new user's ratings, or every user, with predicted stars
+    (none for a run trained with --objective ranking)."""
     from aerec_cli.scoring import recommendations
     from aerec_cli.storage import exports
 
@@ -185,10 +190,14 @@ def _echo_listing_csv(result: dict, *, include_rated: bool, explain: bool) -> No
 
 
 def _print_listing(result: dict, title: str, *, include_rated: bool, explain: bool) -> None:
-    columns = ["#", "item", "title", "genres", "stars"] + (["rated"] if include_rated else [])
+    # A run trained with --objective ranking predicts no stars (score None): no such column.
+    stars = any(entry["score"] is not None for entry in result["items"])
+    columns = ["#", "item", "title", "genres"] + (["stars"] if stars else [])
+    columns += ["rated"] if include_rated else []
     rows = []
     for rank, entry in enumerate(result["items"], 1):
-        row = [rank, entry["item"], entry["title"], entry["genres"], f"{entry['score']:.2f}"]
+        row = [rank, entry["item"], entry["title"], entry["genres"]]
+        row += [f"{entry['score']:.2f}"] if stars else []
         if include_rated:
             row.append("" if entry["rating"] is None else f"{entry['rating']:g}")
         if explain:
@@ -343,7 +352,8 @@ def similar(
     """Items nearest to an item in the model's learned item representation (cosine).
 
     Item-oriented runs compare the encoder codes of the items' rating vectors; user-oriented
-    runs compare the items' rows of the output layer.
+    runs compare the items' rows of the output layer; runs trained with --objective ranking
+    compare the items' rows of the ranker's input table (its item embedding).
     """
     from aerec_cli.scoring.items import similar_items
 
@@ -376,7 +386,8 @@ def embed(
     """Export the learned item codes: columns item, title, code_0 .. code_{k-1}.
 
     Item-oriented runs: the encoder code of each item's rating vector. User-oriented runs: each
-    item's row of the output layer.
+    item's row of the output layer. Runs trained with --objective ranking: each item's row of
+    the ranker's input table (its item embedding).
     """
     from aerec_cli.scoring.items import item_embeddings
     from aerec_cli.storage import exports

@@ -15,8 +15,11 @@ from aerec_cli.training.config import TrainConfig
 
 D = TrainConfig()  # the defaults shown in `aerec train --help`
 OBJECTIVE_HELP = (
-    "both: the kind's autoencoder for stars and a ranker for top-N lists (Mult-DAE + EASE, "
-    "trained after it; recommend orders by it); rating: the autoencoder alone."
+    "both: the kind's autoencoder for predicted stars, then a ranker for top-N lists "
+    "(Mult-DAE + EASE; recommend orders by it). rating: the autoencoder alone (lists follow "
+    "its stars). ranking: the ranker alone, fast, with no predicted stars (predict and "
+    "outliers need them); --kind, --orientation and the autoencoder's other flags do not "
+    "apply and are refused."
 )
 RANK_EPOCHS_HELP = "Most ranker epochs; it stops early when validation NDCG@10 stops improving."
 
@@ -68,7 +71,8 @@ def train(
         metavar="RUN",
     ),
 ):
-    """Train an autoencoder on a dataset's train split and save the run."""
+    """Train an autoencoder and a ranker (see --objective) on a dataset's train split and
+    save the run."""
     settings: Settings = ctx.obj
     # A resumed run keeps its own settings: the flags are not read.
     config = (
@@ -91,12 +95,23 @@ def train(
             options=kind_options,
         )
     )
-    saved, result = _train_with_progress(settings, config, resume=resume, data=data, run=run)
-    if saved is None:  # not rank 0 under torchrun: rank 0 reports and saves
-        return
+    saved, _ = _train_with_progress(settings, config, resume=resume, data=data, run=run)
+    if saved is not None:  # None: not rank 0 under torchrun; rank 0 reports and saves
+        _report(saved)
+
+
+def _report(saved) -> None:
+    """What training achieved: the best validation RMSE, or for a run trained with
+    --objective ranking (no rating model) its ranker's validation NDCG@10."""
+    metrics = saved.metrics
+    best = (
+        f"best validation RMSE {metrics['val_rmse']:.4f} at epoch"
+        if saved.has_model
+        else f"best validation NDCG@10 {metrics['val_ndcg@10']:.4f} at ranker epoch"
+    )
     output.out.print(
-        f"run {saved.name}: best validation RMSE {result.best_val_rmse:.4f} at epoch "
-        f"{result.best_epoch} ({saved.metrics['epochs_run']} epochs, {result.seconds:.1f} s)"
+        f"run {saved.name}: {best} {metrics['best_epoch']} ({metrics['epochs_run']} epochs, "
+        f"{metrics['train_seconds']:.1f} s)"
     )
     output.out.print(f"saved to {saved.path}")
 

@@ -134,11 +134,21 @@ def _evaluate_loaded(loaded: Loaded, ref: _Reference) -> dict:
     dataset, scorer = loaded.dataset, loaded.scorer
     test = dataset.test.tocoo()
     users, items, actual = test.row, test.col, test.data.astype(np.float64)
-    predicted = scorer.predict(users, items)
+    # A run trained with --objective ranking predicts no stars: its RMSE, MAE and fallback
+    # count are null (the rating baselines are still reported beside them).
+    stars = {"rmse": None, "mae": None, "n_fallback": None}
+    if scorer.rates:
+        predicted = scorer.predict(users, items)
+        stars = {
+            "rmse": round(rmse(predicted, actual), 6),
+            "mae": round(mae(predicted, actual), 6),
+            "n_fallback": int((~(scorer.user_seen[users] & scorer.item_seen[items])).sum()),
+        }
     # The lists `recommend` makes: by the ranker where the run has one, else by the raw
     # (unclipped) stars, since clipping would tie every item predicted above the top star.
     listers = {"model": scorer.list_scores}
-    if scorer.ranks:  # and the lists `recommend --order stars` makes, by the stars alone
+    by_stars = scorer.ranks and scorer.rates
+    if by_stars:  # and the lists `recommend --order stars` makes, by the stars alone
         listers["model_by_stars"] = scorer.star_list_scores
     _, model_ranking = ranking_metrics(listers, dataset.train, dataset.test, ref.relevant, ref.ks)
     relevant = ref.relevant
@@ -147,17 +157,18 @@ def _evaluate_loaded(loaded: Loaded, ref: _Reference) -> dict:
         "dataset": dataset.name,
         "kind": loaded.run.config["kind"],
         "orientation": loaded.run.config["orientation"],
-        "rmse": round(rmse(predicted, actual), 6),
-        "mae": round(mae(predicted, actual), 6),
+        "objective": loaded.run.objective,
+        "rmse": stars["rmse"],
+        "mae": stars["mae"],
         "n_test": int(test.nnz),
-        "n_fallback": int((~(scorer.user_seen[users] & scorer.item_seen[items])).sum()),
+        "n_fallback": stars["n_fallback"],
         "baselines": {name: dict(scores) for name, scores in ref.rating.items()},
         "ranking": {
             "k": list(ref.ks),
             "relevant": int(relevant) if float(relevant).is_integer() else relevant,
             "n_users": ref.n_users,
             "model": model_ranking["model"],
-            **({"model_by_stars": model_ranking["model_by_stars"]} if scorer.ranks else {}),
+            **({"model_by_stars": model_ranking["model_by_stars"]} if by_stars else {}),
             "baselines": {
                 name: None if values is None else dict(values)
                 for name, values in ref.ranking.items()

@@ -60,6 +60,11 @@ def read_curves(run: run_store.Run) -> Curves:
                 curves.val_rmse.append(float(row["val_rmse"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise AerecError(f"run {run.name} has a damaged history.csv; train it again") from exc
+    if not curves.epochs and not run.has_model:
+        raise AerecError(
+            f"run {run.name} was trained with --objective ranking: it has no rating-model "
+            "epochs to plot (its ranker's epochs are in its history.csv)"
+        )
     if not curves.epochs:
         raise AerecError(f"run {run.name} has no training epochs in its history to plot")
     return curves

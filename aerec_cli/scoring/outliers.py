@@ -52,6 +52,7 @@ def find_outliers(
     if min_ratings is not None and min_ratings < 1:
         raise AerecError(f"--min-ratings must be at least 1, not {min_ratings}")
     served = open_run(home, run, note)
+    served.require_stars("find outliers by reconstruction error")
     by = by or served.orientation
     if by not in ("user", "item"):
         raise AerecError(f"--by must be user or item, not {by!r}")

@@ -123,6 +123,7 @@ def predict_pairs(
     """
     pairs = list(pairs)
     served = open_run(home, run, note)
+    served.require_stars("predict stars")
     known = _known_pairs(served, pairs, skip_unknown)
     predicted = served.predict(np.array(known.users, dtype=np.int64), np.array(known.items))
     result = Predictions(

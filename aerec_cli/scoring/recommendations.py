@@ -5,15 +5,18 @@ torch or pandas: `aerec recommend --user 42` starts and answers in well under a 
 
 How each answer is made:
 
-- known user: the model's predicted stars for every item; the user's training ratings are left
-  out unless ``include_rated``.
+- known user: the items in the order of the run's ranker (or of the predicted stars: a run
+  without a ranker, or ``order="stars"``), with the model's predicted stars; the user's
+  training ratings are left out unless ``include_rated``. A run trained with --objective
+  ranking has no rating model: its lists show no stars, and ``order="stars"`` is an error.
 - explanation (``explain``): for a user-oriented model, leave-one-out on the input: drop one
   rated item j from the user's input vector and measure how much the recommended item's raw
   predicted stars change (the effect of j). For an item-oriented model, user u's other ratings
   are not part of item i's input, so the weight of j is the cosine similarity of the encoder
   codes of i and j (centred on the mean code) times the user's rating of j minus the user's
-  mean rating. Either way the three rated items with the largest absolute effect are listed,
-  with its sign.
+  mean rating. A run without a rating model is explained by leave-one-out on its ranker (the
+  change in the item's ranking score). Either way the three rated items with the largest
+  absolute effect are listed, with its sign.
 - new user (ratings not in the data, no retraining): a user-oriented model encodes the new
   rating vector; an item-oriented model gets a new output unit, fitted by ridge regression
   (network.fold_in). With fewer than MIN_RATINGS usable ratings the list is items ranked by a
@@ -41,34 +44,45 @@ USER_CHUNK = 256  # users per step of --all-users
 # predicted stars (the rating autoencoder alone, as before runs learnt to rank).
 ORDERS = ("rank", "stars")
 
+# How --explain weighs a rated item, by the model it reads: the rating autoencoder of each
+# orientation, or the ranker of a run that has no rating autoencoder (--objective ranking).
 EXPLAIN_METHODS = {
     "user": "leave-one-out: change in the item's predicted stars when that rating is dropped",
     "item": "item-code similarity x (rating - the user's mean rating)",
+    "ranker": "leave-one-out: change in the item's ranking score when that rating is dropped",
 }
 
 
-def check_order(order: str) -> None:
+def check_order(order: str, served: Scorer | None = None) -> None:
+    """``order`` is a known order and, once the run is open (``served``), one it can make."""
     if order not in ORDERS:
         raise AerecError(f"--order must be one of {', '.join(ORDERS)}, not {order!r}")
+    if order == "stars" and served is not None:
+        served.require_stars("order a list by predicted stars (--order stars)")
 
 
-def list_order(served: Scorer, stars: np.ndarray, order: str, rank) -> np.ndarray:
+def list_order(served: Scorer, stars: np.ndarray | None, order: str, rank) -> np.ndarray:
     """What a list follows: ``rank()`` (ranking scores) where the run ranks and ``order`` asks
     for it, else the predicted ``stars``. Items without training ratings are never listed."""
     if order == "rank" and served.ranks:
         return rank()
+    if stars is None:  # a run without a rating model
+        check_order("stars", served)
     scores = np.array(stars, dtype=np.float64, ndmin=2)
     scores[:, ~served.item_seen] = -np.inf
     return scores.reshape(np.shape(stars))
 
 
-def _entry(served: Scorer, index: int, score: float, rated: dict[int, float]) -> Recommended:
+def _entry(
+    served: Scorer, index: int, scores: np.ndarray | None, rated: dict[int, float]
+) -> Recommended:
+    """One listed item, with its stars from ``scores`` (None: the run predicts no stars)."""
     items = served.items
     return Recommended(
         item=items.ids[index],
         title=items.title(index),
         genres=items.genres[index],
-        score=round(float(score), 4),
+        score=None if scores is None else round(float(scores[index]), 4),
         rating=rated.get(int(index)),
     )
 
@@ -92,8 +106,9 @@ def recommend_for_user(
     check_top(top)
     check_order(order)
     served = open_run(home, run, note)
+    check_order(order, served)
     index = served.user_index(user)
-    scores = served.user_scores(index)
+    scores = served.user_scores(index) if served.rates else None
     cols, stars = served.user_ratings(index)
     ordering = list_order(served, scores, order, lambda: served.rank_block(np.array([index]))[0])
     best = best_items(ordering, [] if include_rated else cols, top)
@@ -101,7 +116,7 @@ def recommend_for_user(
     result = Recommendations(
         run=served.run.name,
         method="model",
-        items=[_entry(served, i, scores[i], rated) for i in best],
+        items=[_entry(served, i, scores, rated) for i in best],
         user=str(user).strip(),
         include_rated=include_rated,
     )
@@ -154,6 +169,7 @@ def recommend_for_new_user(
     check_top(top)
     check_order(order)
     served = open_run(home, run, note)
+    check_order(order, served)
     given, warnings = _known_ratings(served, list(ratings))
     cols = np.array(sorted(given), dtype=np.int64)
     stars = np.array([given[c] for c in cols], dtype=np.float64)
@@ -164,8 +180,9 @@ def recommend_for_new_user(
             f"item(s) with no training ratings, which the model cannot use: {_some(ids)}"
         )
     n_usable = int(usable.sum())
+    by_ranker = order == "rank" and served.ranks
     method, scores = _new_user_stars(served, cols[usable], stars[usable])
-    if order == "rank" and served.ranks and n_usable:
+    if by_ranker and n_usable:
         method = "model"  # the ranker reads any number of ratings
         used = np.array([0, n_usable])
         ordering = served.rank_rows(used, cols[usable], stars[usable].astype(np.float32))[0]
@@ -176,7 +193,8 @@ def recommend_for_new_user(
     result = Recommendations(
         run=served.run.name,
         method=method,
-        items=[_entry(served, i, scores[i], rated) for i in best],
+        # A run without a rating model shows no stars, not even popularity's mean ratings.
+        items=[_entry(served, i, scores if served.rates else None, rated) for i in best],
         ratings_used=n_usable,
         include_rated=include_rated,
     )
@@ -184,8 +202,8 @@ def recommend_for_new_user(
         plural = "" if n_usable == 1 else "s"
         result.note = (
             f"damped popularity: only {n_usable} usable rating{plural}, the model needs "
-            f"{MIN_RATINGS}; items ranked by (sum of ratings + {POPULARITY_DAMPING:g} x global "
-            f"mean) / (count + {POPULARITY_DAMPING:g})"
+            f"{1 if by_ranker else MIN_RATINGS}; items ranked by (sum of ratings + "
+            f"{POPULARITY_DAMPING:g} x global mean) / (count + {POPULARITY_DAMPING:g})"
         )
     if explain and method == "model":
         _add_explanations(served, result, best, cols[usable], stars[usable])
@@ -228,8 +246,9 @@ def _known_ratings(served: Scorer, ratings: list) -> tuple[dict[int, float], lis
 
 def _new_user_stars(served: Scorer, cols: np.ndarray, stars: np.ndarray):
     """(method, predicted stars of every item) for a new user's usable ratings: the model's
-    fold-in from MIN_RATINGS ratings on, damped popularity below."""
-    if len(cols) >= MIN_RATINGS:
+    fold-in from MIN_RATINGS ratings on, damped popularity below (and for a run without a
+    rating model, whose lists follow its ranker)."""
+    if len(cols) >= MIN_RATINGS and served.rates:
         val_rmse = float(served.run.metrics.get("val_rmse") or 1.0)
         return "model", served.new_user_scores(cols, stars, val_rmse)
     return "popularity", popularity_scores(served)
@@ -257,7 +276,7 @@ def _add_explanations(
     cols: np.ndarray,
     stars: np.ndarray,
 ) -> None:
-    result.explain_method = EXPLAIN_METHODS[served.orientation]
+    result.explain_method = EXPLAIN_METHODS[served.orientation if served.rates else "ranker"]
     because = explain_items(served, best, cols, stars)
     for entry, reasons in zip(result.items, because):
         entry.because = reasons
@@ -272,20 +291,7 @@ def explain_items(
     stars = np.asarray(stars, dtype=np.float64)
     if len(cols) == 0 or len(targets) == 0:
         return [[] for _ in targets]
-    extra: np.ndarray | None = None
-    if served.orientation == "user":
-        net = served.network
-        z1 = net.first(np.array([0, len(cols)]), cols, stars.astype(np.float32))
-        # Dropping rated item j removes its term stars[j] * W1[:, j] from the pre-activation.
-        dropped = z1 - stars[:, None].astype(np.float32) * net.table[cols]
-        full = net.output(net.from_first(z1)[1], targets)
-        loo = net.output(net.from_first(dropped)[1], targets)
-        effects = (full - loo).T.astype(np.float64)  # targets x rated
-    else:
-        unit = served.unit_codes()
-        similarity = unit[targets] @ unit[cols].T  # targets x rated
-        effects = similarity * (stars - stars.mean())[None, :]
-        extra = similarity
+    effects, extra = _effects(served, targets, cols, stars)
     items = served.items
     seen = served.item_seen
     explained = []
@@ -306,6 +312,29 @@ def explain_items(
         ]
         explained.append(reasons)
     return explained
+
+
+def _effects(
+    served: Scorer, targets: np.ndarray, cols: np.ndarray, stars: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(effect of each rated item on each target, targets x rated; the code similarities
+    behind them, for an item-oriented model only), by the method EXPLAIN_METHODS names."""
+    if not served.rates:  # the ranker, which reads the user's whole row
+        data = stars.astype(np.float32)
+        full = served.rank_rows(np.array([0, len(cols)]), cols, data)[0]
+        without = served.rank_without_each(cols, data)
+        return (full[targets][None, :] - without[:, targets]).T, None
+    if served.orientation == "user":
+        net = served.network
+        z1 = net.first(np.array([0, len(cols)]), cols, stars.astype(np.float32))
+        # Dropping rated item j removes its term stars[j] * W1[:, j] from the pre-activation.
+        dropped = z1 - stars[:, None].astype(np.float32) * net.table[cols]
+        full = net.output(net.from_first(z1)[1], targets)
+        loo = net.output(net.from_first(dropped)[1], targets)
+        return (full - loo).T.astype(np.float64), None
+    unit = served.unit_codes()
+    similarity = unit[targets] @ unit[cols].T  # targets x rated
+    return similarity * (stars - stars.mean())[None, :], similarity
 
 
 # --- every user ----------------------------------------------------------------------------
@@ -329,6 +358,7 @@ def recommend_all_users(
     check_top(top)
     check_order(order)
     served = open_run(home, run, note)
+    check_order(order, served)
     columns: dict[str, list] = {name: [] for name in ALL_USERS_COLUMNS}
     user_ids, item_ids = served.user_ids, served.items.ids
     titles = [served.items.title(i) for i in range(served.n_items)]
@@ -338,7 +368,7 @@ def recommend_all_users(
     served.prepare_all_users()
     for start in range(0, n_users, USER_CHUNK):
         users = np.arange(start, min(start + USER_CHUNK, n_users))
-        scores = served.block_scores(users)
+        scores = served.block_scores(users) if served.rates else None
         ordering = list_order(served, scores, order, lambda users=users: served.rank_block(users))
         for row, user in enumerate(users):
             rated = [] if include_rated else indices[indptr[user] : indptr[user + 1]]
@@ -348,7 +378,10 @@ def recommend_all_users(
             columns["rank"].extend(range(1, len(best) + 1))
             columns["item"].extend(item_ids[i] for i in best)
             columns["title"].extend(titles[i] for i in best)
-            columns["score"].extend(np.round(scores[row, best], 4).tolist())
+            if scores is None:  # a run without a rating model: no stars to show
+                columns["score"].extend([None] * len(best))
+            else:
+                columns["score"].extend(np.round(scores[row, best], 4).tolist())
         if on_progress is not None:
             on_progress(int(users[-1]) + 1, n_users)
     return served, columns

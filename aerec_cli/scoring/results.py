@@ -35,13 +35,14 @@ class Reason:
 
 @dataclass
 class Recommended:
-    """One recommended item: its predicted stars (``score``) and, on request, the user's own
-    rating (``include_rated``) and the reasons (``explain``)."""
+    """One recommended item: its predicted stars (``score``; None for a run trained with
+    --objective ranking, which predicts none) and, on request, the user's own rating
+    (``include_rated``) and the reasons (``explain``)."""
 
     item: str
     title: str
     genres: str
-    score: float
+    score: float | None
     rating: float | None = None
     because: list[Reason] = field(default_factory=list)
 

@@ -6,6 +6,10 @@ known users, and for new users folded in without retraining. Users or items with
 training ratings fall back to the bias baseline (mu + b_u + b_i). ``evaluate``, ``predict``,
 ``recommend``, ``similar``, ``embed`` and ``outliers`` all score through it, and none of them
 imports torch or pandas on this path.
+
+A run trained with --objective ranking has a ranker and no rating autoencoder (``rates`` is
+False): its lists and item codes come from the ranker, and what needs predicted stars is
+refused with one clear error (``require_stars``).
 """
 
 from __future__ import annotations
@@ -136,7 +140,24 @@ class Scorer:
         return self.arrays["item_seen"].astype(bool)
 
     @property
+    def rates(self) -> bool:
+        """Whether the run has a rating autoencoder (predicted stars): all runs but those
+        trained with --objective ranking."""
+        return "layer.0.weight" in self.arrays
+
+    def require_stars(self, what: str) -> None:
+        """Refuse ``what`` (something that needs predicted stars) on a run without a rating
+        model, with the fix."""
+        if not self.rates:
+            raise AerecError(
+                f"run {self.run.name} has no rating model (it was trained with --objective "
+                f"ranking), so it cannot {what}; train one that predicts stars with "
+                "aerec train --objective both (or rating)"
+            )
+
+    @property
     def network(self) -> Network:
+        self.require_stars("predict stars")
         if self._net is None:
             n_layers = int(self.arrays.metadata["n_layers"])
             weights = [self.arrays[f"layer.{k}.weight"] for k in range(n_layers)]
@@ -147,13 +168,18 @@ class Scorer:
     @property
     def output_layer(self) -> tuple[np.ndarray, np.ndarray]:
         """(weight, bias) of the output layer alone (without reading the other layers)."""
+        self.require_stars("predict stars")
         if self._net is not None:
             return self._net.weights[-1], self._net.biases[-1]
         last = int(self.arrays.metadata["n_layers"]) - 1
         return self.arrays[f"layer.{last}.weight"], self.arrays[f"layer.{last}.bias"]
 
     def item_codes(self) -> np.ndarray:
-        """The learned item representation (items x dims); see the module doc."""
+        """The learned item representation (items x dims); see the module doc. A run without
+        a rating model uses its ranker's input table: the item embedding its lists are made
+        from."""
+        if not self.rates:
+            return self.arrays["ranker.table"]
         if "item_code" in self.arrays:
             return self.arrays["item_code"]
         return self.arrays["item_hidden"]
@@ -173,6 +199,8 @@ class Scorer:
 
     @property
     def item_code_name(self) -> str:
+        if not self.rates:
+            return "ranker item embedding"
         return "encoder code" if self.orientation == "item" else "output-layer weights"
 
     # -- ratings of the train split
@@ -286,7 +314,7 @@ class Scorer:
     def prepare_all_users(self) -> None:
         """User orientation: the first layer of every user's training row in one sparse
         product (scipy), before scoring many users block by block."""
-        if self.orientation == "user" and self._first_all is None:
+        if self.orientation == "user" and self.rates and self._first_all is None:
             self._first_all = self.network.first(
                 self.arrays["train.indptr"],
                 self.arrays["train.indices"],
@@ -305,13 +333,41 @@ class Scorer:
 
         Items without training ratings get -inf: the model learnt nothing about them, so they
         are never recommended by its score."""
+        ease = self._ease_rows(indptr, indices) if "ranker.ease" in self.arrays else None
+        return self._rank_scores(self._log_p(indptr, indices, data), ease)
+
+    def rank_without_each(self, cols: np.ndarray, stars: np.ndarray) -> np.ndarray:
+        """Ranking scores (rated x items) of one row of ratings with each rating left out in
+        turn: what `recommend --explain` compares the whole row's scores with.
+
+        EASE's scores are linear in the rated items, so the row without item j scores the
+        whole row's EASE scores minus j's own row of EASE's weights."""
+        cols = np.asarray(cols, dtype=np.int64)
+        k = len(cols)
+        kept = ~np.eye(k, dtype=bool)  # row j: every rating but the j-th
+        indptr = np.arange(k + 1, dtype=np.int64) * (k - 1)
+        log_p = self._log_p(
+            indptr,
+            np.broadcast_to(cols, (k, k))[kept],
+            np.broadcast_to(np.asarray(stars, dtype=np.float32), (k, k))[kept],
+        )
+        ease = None
+        if "ranker.ease" in self.arrays:
+            rows = self._ease_table(cols)
+            ease = rows.sum(axis=0, keepdims=True) - rows
+        return self._rank_scores(log_p, ease)
+
+    def _log_p(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> np.ndarray:
+        """The Mult-DAE's log-probabilities over every item (rows x items) of CSR rows."""
         arrays = self.arrays
         values = ranking.input_values(indptr, data, self.scale[1])
         first = sparse_dot(indptr, indices, values, arrays["ranker.table"])
         hidden = np.tanh(first + arrays["ranker.bias"])
         logits = hidden @ arrays["ranker.out.weight"].T + arrays["ranker.out.bias"]
-        ease = self._ease_rows(indptr, indices) if "ranker.ease" in arrays else None
-        scores = ranking.combine(ranking.log_softmax(logits), ease)
+        return ranking.log_softmax(logits)
+
+    def _rank_scores(self, log_p: np.ndarray, ease: np.ndarray | None) -> np.ndarray:
+        scores = ranking.combine(log_p, ease)
         scores[:, ~self.item_seen] = -np.inf
         return scores
 
@@ -330,8 +386,11 @@ class Scorer:
         if len(indices) == 0:
             return np.zeros((len(indptr) - 1, self.n_items), dtype=np.float32)
         unique, local = np.unique(indices, return_inverse=True)
-        table = np.stack([self.arrays.rows("ranker.ease", int(i), int(i) + 1)[0] for i in unique])
-        return sparse_dot(indptr, local, ones, table)
+        return sparse_dot(indptr, local, ones, self._ease_table(unique))
+
+    def _ease_table(self, items: np.ndarray) -> np.ndarray:
+        """EASE's rows of ``items`` (items x every item), read one by one from the file."""
+        return np.stack([self.arrays.rows("ranker.ease", int(i), int(i) + 1)[0] for i in items])
 
     def rank_block(self, users: np.ndarray) -> np.ndarray:
         """Ranking scores of known users (users x items), from their training rows."""
@@ -435,8 +494,8 @@ def open_run(home: Path, run_name: str | None = None, note=None) -> Scorer:
             f"train again: aerec train --data {run.dataset}"
         )
     # The weights are the run's source of truth: damage there is an error, even though
-    # scoring reads the serving file.
-    run.check(run_store.WEIGHTS)
+    # scoring reads the serving file (a run without a rating model: its ranker's).
+    run.check(run.tensor_file)
     weights_hash = serving_file.weights_digest(run)
     path = run.path / serving_file.FILENAME
     hashes = {"meta_hash": meta_hash, "weights_hash": weights_hash}

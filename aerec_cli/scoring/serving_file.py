@@ -3,9 +3,9 @@ pandas: written at the end of training, checked and memory-mapped when a run is 
 
 Every kind shares one network at inference (sigmoid encoder layers, mirrored sigmoid decoder
 layers, a linear output layer), so one numpy forward pass over the saved weights scores every
-kind. At the end of training (training/session.py, once the run folder is saved) :func:`save`
-stores
-what does not depend on the user:
+kind. At the end of training (training/session.py or, for a run trained with --objective
+ranking, training/ranking_run.py; once the run folder is saved) :func:`save` stores what does
+not depend on the user:
 
 - the weights, layer by layer (torch layout: out x in) and where the code sits;
 - the train split as CSR (users x items), so no scipy is needed to read a user's ratings;
@@ -15,7 +15,12 @@ what does not depend on the user:
 - ``item_hidden``: the last hidden layer of every item's training row (item orientation), so a
   known user's scores are one product ``H @ W[u] + b[u]``;
 - ``item_code``: the learned item representation (item orientation: the encoder code of each
-  item row; user orientation: each item's row of the output layer), for ``similar``/``embed``.
+  item row; user orientation: each item's row of the output layer), for ``similar``/``embed``;
+- ``ranker.*``: the ranker of a run that ranks (its network and EASE's item x item weights).
+
+A run trained with --objective ranking has no autoencoder: its file holds everything above but
+the layers, ``item_hidden`` and ``item_code`` (its items' representation is the ranker's input
+table).
 
 A run without a valid file (trained before it existed, damaged, or derived from other weights
 or another dataset version) gets a new one on first use.
@@ -46,16 +51,18 @@ FORMAT = "1"
 
 
 def build(
-    model: RatingAutoencoder, train: sp.csr_matrix, orientation: str
+    model: RatingAutoencoder | None, train: sp.csr_matrix, orientation: str
 ) -> dict[str, np.ndarray]:
-    """Everything :class:`Scorer` reads, from a trained model and its train split."""
+    """Everything :class:`Scorer` reads, from a trained model and its train split. Without a
+    model (a run trained with --objective ranking) only what does not depend on it: the train
+    split, the bias baseline and the item counts; the ranker's arrays are added by :func:`save`.
+    """
     from aerec_cli.models.baselines import BiasBaseline
 
-    net = Network.from_model(model)
     train = train.tocsr().astype(np.float32)
     train.sort_indices()
     baseline = BiasBaseline.fit(train)
-    n_users, n_items = train.shape
+    n_items = train.shape[1]
     item_count = np.bincount(train.indices, minlength=n_items)
     arrays = {
         "train.indptr": train.indptr.astype(np.int64),
@@ -69,6 +76,17 @@ def build(
         "item_count": item_count.astype(np.int64),
         "item_sum": np.bincount(train.indices, train.data, minlength=n_items).astype(np.float64),
     }
+    if model is not None:
+        arrays.update(_autoencoder_arrays(model, train, orientation))
+    return arrays
+
+
+def _autoencoder_arrays(
+    model: RatingAutoencoder, train: sp.csr_matrix, orientation: str
+) -> dict[str, np.ndarray]:
+    """The rating autoencoder's layers, and its item representation (see the module doc)."""
+    net = Network.from_model(model)
+    arrays = {}
     for k, (weight, bias) in enumerate(zip(net.weights, net.biases)):
         arrays[f"layer.{k}.weight"] = weight
         arrays[f"layer.{k}.bias"] = bias
@@ -106,17 +124,17 @@ def weights_digest(run: run_store.Run) -> str:
     """What a serving file is derived from: the digests config.json records for the run's
     weights (and its ranker), or the weights' own digest for a run saved before checksums."""
     sums = run.config.get("sha256")
-    if isinstance(sums, dict) and isinstance(sums.get(run_store.WEIGHTS), str):
-        parts = [sums[run_store.WEIGHTS]]
+    if isinstance(sums, dict) and isinstance(sums.get(run.tensor_file), str):
+        parts = [sums[run_store.WEIGHTS]] if run.has_model else []
         if run.has_ranker:
             parts.append(str(sums.get(run_store.RANKER)))
         return "+".join(parts)
-    return hashlib.sha256(run.read_checked(run_store.WEIGHTS)).hexdigest()
+    return hashlib.sha256(run.read_checked(run.tensor_file)).hexdigest()
 
 
 def save(
     run_path: Path,
-    model: RatingAutoencoder,
+    model: RatingAutoencoder | None,
     train: sp.csr_matrix,
     orientation: str,
     *,
@@ -128,7 +146,8 @@ def save(
 
     It records the digests of the dataset version and of the weights it was derived from, so
     a serving file that no longer matches its run (an older state of a resumed run, or
-    another run's file) is rebuilt rather than trusted."""
+    another run's file) is rebuilt rather than trusted. ``model`` is None for a run trained
+    with --objective ranking (it then has no layers: n_layers 0)."""
     from safetensors.numpy import save as to_bytes
 
     arrays = build(model, train, orientation)
@@ -137,8 +156,8 @@ def save(
     metadata = {
         "format": FORMAT,
         "orientation": orientation,
-        "n_layers": str(len(model.encoder) + len(model.decoder) + 1),
-        "n_encoder": str(len(model.encoder)),
+        "n_layers": "0" if model is None else str(len(model.encoder) + len(model.decoder) + 1),
+        "n_encoder": "0" if model is None else str(len(model.encoder)),
         "dataset_meta_sha256": dataset_meta_sha256,
         "weights_sha256": weights_sha256,
     }
@@ -235,9 +254,14 @@ def rebuild(
     from aerec_cli.storage import dataset_store
 
     dataset = dataset_store.load(home, run.dataset)
-    model = run.load_model(torch.device("cpu"))
+    cpu = torch.device("cpu")
+    model = run.load_model(cpu) if run.has_model else None
+    ranker = run.load_ranker(cpu) if run.has_ranker else None
     expected = dataset.train.shape[1 if run.config["orientation"] == "user" else 0]
-    if model.n_inputs != expected:
+    fits = (model is None or model.n_inputs == expected) and (
+        ranker is None or ranker[0].n_items == dataset.train.shape[1]
+    )
+    if not fits:
         raise AerecError(f"run {run.name} does not fit dataset {dataset.name}; train again")
     try:
         save(
@@ -247,7 +271,7 @@ def rebuild(
             run.config["orientation"],
             dataset_meta_sha256=meta_hash,
             weights_sha256=weights_hash,
-            ranker=run.load_ranker(torch.device("cpu")) if run.has_ranker else None,
+            ranker=ranker,
         )
     except OSError as exc:
         raise AerecError(

@@ -102,8 +102,28 @@ class Run:
         return model.to(device).eval()
 
     @property
+    def has_model(self) -> bool:
+        """Whether the run has a rating autoencoder (model.safetensors): every run but those
+        trained with --objective ranking."""
+        return isinstance(self.config.get("model"), dict)
+
+    @property
     def has_ranker(self) -> bool:
         return isinstance(self.config.get("ranker"), dict)
+
+    @property
+    def objective(self) -> str:
+        """What the run learnt, from what it holds: "both", "rating" (runs from before rankers
+        too) or "ranking"."""
+        if not self.has_model:
+            return "ranking"
+        return "both" if self.has_ranker else "rating"
+
+    @property
+    def tensor_file(self) -> str:
+        """The tensor file that scoring treats as the run's source of truth: the rating
+        autoencoder's weights, or the ranker's in a run without them."""
+        return WEIGHTS if self.has_model else RANKER
 
     def load_ranker(self, device: torch.device):
         """(the Mult-DAE, EASE's weights as numpy or None) of a run that has a ranker."""
@@ -132,9 +152,7 @@ class Run:
         from safetensors import SafetensorError
         from safetensors.torch import load
 
-        if not (self.path / RESUME_INFO).is_file():
-            status = self.metrics.get("status", "finished")
-            raise AerecError(f"run {self.name} has no state to resume from (it is {status})")
+        self.check_resumable()
         data = self.read_checked(RESUME_TENSORS)
         try:
             return load(data), atomic.read_json(self.path / RESUME_INFO)
@@ -142,6 +160,12 @@ class Run:
             raise AerecError(
                 f"the resume state of run {self.name} is damaged ({_first_line(exc)}); train again"
             ) from exc
+
+    def check_resumable(self) -> None:
+        """An interrupted run has resume.json; any other is an error saying what it is."""
+        if not (self.path / RESUME_INFO).is_file():
+            status = self.metrics.get("status", "finished")
+            raise AerecError(f"run {self.name} has no state to resume from (it is {status})")
 
     def update_metrics(self, **entries) -> None:
         self.metrics.update(entries)
@@ -166,34 +190,41 @@ def check_run_name(name: str) -> str:
 def save_run(
     home: Path,
     name: str,
-    model: RatingAutoencoder,
+    model: RatingAutoencoder | None,
     config: dict,
     history: list[dict],
     metrics: dict,
     replace: bool = False,
-    resume: tuple[dict, dict] | None = None,
+    resume: tuple[dict | None, dict] | None = None,
     ranker: dict | None = None,
 ) -> Run:
     """Write a whole run folder at once (staged, then renamed into place).
 
-    ``resume``: the tensors and values that `train --resume` continues from (interrupted
-    runs only). ``ranker``: {"tensors": ..., "config": ...} of a run that ranks too.
+    ``model``: the rating autoencoder, None for a run trained with --objective ranking.
+    ``resume``: the tensors (None: nothing to continue from, the run restarts) and values that
+    `train --resume` reads (interrupted runs only). ``ranker``: {"tensors": ..., "config":
+    ...} of a run that ranks. A run holds at least one of the two models.
     """
     from safetensors.torch import save
 
+    if model is None and ranker is None:
+        raise ValueError("a run needs a rating model, a ranker or both")
     target = home / "runs" / check_run_name(name)
     if target.exists() and not replace:
         raise AerecError(f"run {name} already exists; pick another --run name")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors = {WEIGHTS: save(state, metadata={"kind": model.kind})}
-    if resume is not None:
+    tensors = {}
+    if model is not None:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        tensors[WEIGHTS] = save(state, metadata={"kind": model.kind})
+        config = {**config, "model": model.spec()}
+    if resume is not None and resume[0] is not None:
         tensors[RESUME_TENSORS] = save(resume[0])
     if ranker is not None:
         tensors[RANKER] = save(ranker["tensors"])
         config = {**config, "ranker": ranker["config"]}
     # Loading checks each tensor file against its digest: damage or tampering is an error.
     sums = {filename: hashlib.sha256(data).hexdigest() for filename, data in tensors.items()}
-    config = {**config, "model": model.spec(), "created": _now(), "sha256": sums}
+    config = {**config, "created": _now(), "sha256": sums}
     with atomic.staged_folder(target, replace=replace) as folder:
         for filename, data in tensors.items():
             atomic.write_bytes(folder / filename, data)
@@ -257,7 +288,10 @@ def _read_run(folder: Path) -> Run:
     try:
         config = atomic.read_json(folder / CONFIG)
         metrics = atomic.read_json(folder / METRICS) if (folder / METRICS).is_file() else {}
-        if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        if not isinstance(config, dict):
+            raise ValueError("config.json is not an object")
+        # A ranking-only run (--objective ranking) has its ranker and no rating model.
+        if not any(isinstance(config.get(key), dict) for key in ("model", "ranker")):
             raise ValueError("config.json lacks the model")
         if not isinstance(config.get("dataset"), str):
             raise ValueError("config.json lacks the dataset")

@@ -8,16 +8,37 @@ checked here. The defaults were chosen on the validation slice of ML-100K (see B
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from aerec_cli.errors import AerecError
 from aerec_cli.models import kinds
 
 ORIENTATIONS = ("item", "user")
-# What a run learns: star ratings (the kind's autoencoder), top-N lists (the ranker,
-# models/ranker.py), or both (the default: `recommend` ranks by the ranker and shows stars).
-OBJECTIVES = ("both", "rating")
+# What a run learns: star ratings ("rating": the kind's autoencoder), top-N lists ("ranking":
+# the ranker alone, models/ranker.py), or both (the default: `recommend` ranks by the ranker
+# and shows the stars).
+OBJECTIVES = ("both", "rating", "ranking")
+# The settings of the rating autoencoder, by flag: a run with --objective ranking trains none,
+# so giving one there is refused rather than silently ignored. The ranker's own settings are
+# fixed (training/ranking.py) but for --rank-epochs and --seed.
+AUTOENCODER_FLAGS = {
+    "kind": "--kind",
+    "orientation": "--orientation",
+    "hidden": "--hidden",
+    "epochs": "--epochs",
+    "lr": "--lr",
+    "batch_size": "--batch-size",
+    "weight_decay": "--weight-decay",
+    "patience": "--patience",
+    "lr_patience": "--lr-patience",
+    "val_fraction": "--val-fraction",
+}
+# What a ranking-only run records of its settings (config.json "train"): the rest do not apply.
+RANKER_SETTINGS = ("seed", "objective", "rank_epochs")
+# What config.json (and the default run name) calls the model of a ranking-only run, and its
+# orientation: the ranker reads each user's whole row, as a user-oriented autoencoder does.
+RANKER_KIND, RANKER_ORIENTATION = "ranker", "user"
 
 
 @dataclass
@@ -68,13 +89,15 @@ class TrainConfig:
         return cls(**settings, options=options)
 
     def check(self) -> None:
-        kind = kinds.get(self.kind)
-        if self.orientation not in ORIENTATIONS:
-            raise AerecError(f"--orientation must be item or user, not {self.orientation!r}")
         if self.objective not in OBJECTIVES:
             raise AerecError(
                 f"--objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}"
             )
+        if not self.rates:
+            self._check_nothing_for_the_autoencoder()
+        kind = kinds.get(self.kind)
+        if self.orientation not in ORIENTATIONS:
+            raise AerecError(f"--orientation must be item or user, not {self.orientation!r}")
         for flag, value, low in (
             ("--epochs", self.epochs, 1),
             ("--batch-size", self.batch_size, 1),
@@ -94,10 +117,48 @@ class TrainConfig:
             kind.check_hidden(self.hidden)
         kind.check_options(self.options)
 
+    def _check_nothing_for_the_autoencoder(self) -> None:
+        """--objective ranking: refuse the autoencoder's settings (any not at its default)."""
+        default = TrainConfig()
+        given = [
+            flag
+            for name, flag in AUTOENCODER_FLAGS.items()
+            if getattr(self, name) != getattr(default, name)
+        ]
+        # Options are filled with the kind's defaults: only the ones given differ from them.
+        kind = kinds.KINDS.get(self.kind) if isinstance(self.kind, str) else None
+        own = kind.defaults() if kind is not None else {}
+        given += [
+            "--" + name.replace("_", "-")
+            for name, value in self.options.items()
+            if name not in own or value != own[name]
+        ]
+        if given:
+            what = "settings" if len(given) > 1 else "a setting"
+            verb, them = ("do", "them") if len(given) > 1 else ("does", "it")
+            raise AerecError(
+                f"--objective ranking trains the ranker alone, so {', '.join(given)} ({what} of "
+                f"the rating autoencoder) {verb} not apply; leave {them} out, or train both "
+                "with --objective both"
+            )
+
     @property
     def ranks(self) -> bool:
-        """Whether the run trains a ranker beside its rating autoencoder."""
-        return self.objective == "both"
+        """Whether the run trains a ranker (for top-N lists)."""
+        return self.objective in ("both", "ranking")
+
+    @property
+    def rates(self) -> bool:
+        """Whether the run trains the kind's rating autoencoder (for predicted stars)."""
+        return self.objective in ("both", "rating")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings a run records (config.json "train"): every one, or for a ranking-only
+        run only those that apply to it, so its config does not name an untrained kind."""
+        settings = asdict(self)
+        if self.rates:
+            return settings
+        return {name: settings[name] for name in RANKER_SETTINGS}
 
     @property
     def l2(self) -> float:

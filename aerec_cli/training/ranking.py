@@ -41,8 +41,11 @@ class RankerFit:
     ease: np.ndarray | None  # item x item weights; None above ease.MAX_ITEMS
     ease_lambda: float | None
     history: list[dict]
-    best_epoch: int
+    best_epoch: int  # 0: stopped before the first validation check
     best_ndcg: float
+    # Ended by ``stop()`` (Ctrl-C) before early stopping or the last epoch.
+    stopped: bool = False
+    seconds: float = 0.0  # the whole fit, EASE included
 
 
 def ease_lambda(n_users: int) -> float:
@@ -62,6 +65,7 @@ def fit_ranker(
 ) -> RankerFit:
     """The ranker of a run, trained on ``train`` (users x items). ``stop()`` ends training
     early (after the current epoch) with the best weights so far."""
+    began = time.perf_counter()
     top = rating_scale[1]
     relevant = default_relevant(rating_scale)
     fit_part, rows, cols, values = hold_out(train, VAL_FRACTION, config.seed)
@@ -70,7 +74,7 @@ def fit_ranker(
     torch.manual_seed(config.seed)
     model = ranker.MultinomialRanker(train.shape[1], HIDDEN, DROPOUT).to(device)
     loop = _Loop(model, fit_part, top=top, device=device, generator=generator)
-    history, best, best_state, since = [], (-1.0, 0), None, 0
+    history, best, best_state, since, stopped = [], (-1.0, 0), None, 0, False
     for epoch in range(1, config.rank_epochs + 1):
         started = time.perf_counter()
         loss = loop.epoch()
@@ -86,12 +90,24 @@ def fit_ranker(
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
-        if since >= PATIENCE or stop():
+        if since >= PATIENCE:
+            break
+        if epoch < config.rank_epochs and stop():
+            stopped = True
             break
     if best_state is not None:
         model.load_state_dict(best_state)
     weights, lam = _fit_ease(train, top)
-    return RankerFit(model.eval(), weights, lam, history, best[1], max(best[0], 0.0))
+    return RankerFit(
+        model.eval(),
+        weights,
+        lam,
+        history,
+        best[1],
+        max(best[0], 0.0),
+        stopped=stopped,
+        seconds=time.perf_counter() - began,
+    )
 
 
 def _fit_ease(train: sp.csr_matrix, top: float) -> tuple[np.ndarray | None, float | None]:
@@ -148,3 +164,18 @@ def _validation_ndcg(model, fit_part, held, relevant: float) -> float:
     )
     value = results["ranker"]["ndcg@10"]
     return float(value) if value is not None else 0.0
+
+
+def ranker_record(ranked: RankerFit) -> dict:
+    """What run_store keeps of a ranker: its tensors, and its settings in config.json."""
+    tensors = {
+        f"dae.{k}": v.detach().cpu().contiguous() for k, v in ranked.model.state_dict().items()
+    }
+    if ranked.ease is not None:
+        tensors["ease"] = torch.from_numpy(np.ascontiguousarray(ranked.ease, dtype=np.float32))
+    config = {
+        "model": ranked.model.spec(),
+        "ease_lambda": ranked.ease_lambda,
+        "best_epoch": ranked.best_epoch,
+    }
+    return {"tensors": tensors, "config": config}

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from aerec_cli.models.autoencoders import RatingAutoencoder, build_model
 from aerec_cli.models.batches import SparseBatch, SparseRows, oriented, row_batches
 from aerec_cli.scoring import serving_file
 from aerec_cli.storage import dataset_store, run_store
-from aerec_cli.training.config import TrainConfig
+from aerec_cli.training.config import RANKER_KIND, RANKER_ORIENTATION, TrainConfig
 from aerec_cli.training.distributed import World
 from aerec_cli.training.pretraining import pretrain
 
@@ -332,8 +332,11 @@ def train_run(
         if (home / "runs" / run).exists():
             raise AerecError(f"run {run} already exists; pick another --run name")
     dataset = dataset_store.load(home, data)
-    name = run or run_store.new_run_name(home, dataset.name, config.kind)
+    kind = config.kind if config.rates else RANKER_KIND
+    name = run or run_store.new_run_name(home, dataset.name, kind)
     with _lock(home, name, world):
+        if not config.rates:
+            return _ranking_only(home, name, config, dataset, device, on_epoch, world, stop)
         trainer = Trainer(dataset.train, config, device, dataset.rating_scale, on_epoch, world)
         return _train_and_save(home, name, trainer, dataset, stop)
 
@@ -352,17 +355,41 @@ def resume_run(
     """
     saved = run_store.load_run(home, run)
     with _lock(home, saved.name, world or World()):
-        tensors, info = saved.load_resume()
+        config = TrainConfig.from_dict(saved.config["train"], saved=True)
+        if config.rates:
+            tensors, info = saved.load_resume()
+        else:
+            saved.check_resumable()
         dataset = dataset_store.load(home, saved.dataset)
         if saved.config.get("dataset_meta_sha256") != dataset.meta_hash:
             raise AerecError(
                 f"dataset {dataset.name} was re-ingested after run {run} started; it cannot "
                 f"be resumed: train again with aerec train --data {dataset.name}"
             )
-        config = TrainConfig.from_dict(saved.config["train"], saved=True)
+        if not config.rates:  # the ranker has no state to continue from: it starts again
+            return _ranking_only(
+                home, saved.name, config, dataset, device, on_epoch, world, stop, replace=True
+            )
         trainer = Trainer(dataset.train, config, device, dataset.rating_scale, on_epoch, world)
         trainer.restore(tensors, info)
         return _train_and_save(home, saved.name, trainer, dataset, stop, replace=True)
+
+
+def _ranking_only(home, name, config, dataset, device, on_epoch, world, stop, replace=False):
+    """A run trained with --objective ranking: training/ranking_run.py."""
+    from aerec_cli.training import ranking_run
+
+    return ranking_run.fit_and_save(
+        home,
+        name,
+        config=config,
+        dataset=dataset,
+        device=device,
+        world=world or World(),
+        on_epoch=on_epoch,
+        stop=stop,
+        replace=replace,
+    )
 
 
 def _lock(home: Path, name: str, world: World):
@@ -412,27 +439,34 @@ def _fit_ranker(trainer: Trainer, dataset, stop):
     return ranked
 
 
-def _save(home, name, trainer: Trainer, dataset, status, replace, resume=None, ranked=None):
-    """The run folder: the best weights so far (the current ones if no epoch was better)."""
-    config = trainer.config
-    model = copy.deepcopy(trainer.model)
-    if trainer.best_state is not None:
-        model.load_state_dict(trainer.best_state)
-    run_config = {
-        "kind": config.kind,
-        "orientation": config.orientation,
-        "train": asdict(config),
+def run_settings(config: TrainConfig, dataset, *, device: torch.device, world: World) -> dict:
+    """What config.json says of a run besides its models (run_store adds those, the tensor
+    files' digests and the time). A ranking-only run is of kind "ranker"."""
+    return {
+        "kind": config.kind if config.rates else RANKER_KIND,
+        "orientation": config.orientation if config.rates else RANKER_ORIENTATION,
+        "train": config.to_dict(),
         "dataset": dataset.name,
         "dataset_meta_sha256": dataset.meta_hash,
         "rating_scale": list(dataset.rating_scale),
-        "device": str(trainer.device),
-        "processes": trainer.world.size,
+        "device": str(device),
+        "processes": world.size,
         "versions": {
             "aerec": __version__,
             "torch": torch.__version__,
             "python": platform.python_version(),
         },
     }
+
+
+def _save(home, name, trainer: Trainer, dataset, status, replace, resume=None, ranked=None):
+    """The run folder: the best weights so far (the current ones if no epoch was better)."""
+    from aerec_cli.training.ranking import ranker_record
+
+    model = copy.deepcopy(trainer.model)
+    if trainer.best_state is not None:
+        model.load_state_dict(trainer.best_state)
+    run_config = run_settings(trainer.config, dataset, device=trainer.device, world=trainer.world)
     metrics = {
         "status": status,
         "best_epoch": trainer.best_epoch,
@@ -440,6 +474,8 @@ def _save(home, name, trainer: Trainer, dataset, status, replace, resume=None, r
         "val_rmse": round(trainer.best_rmse, 6) if trainer.best_state is not None else None,
         "train_seconds": round(trainer.seconds, 3),
     }
+    if ranked is not None:
+        metrics["val_ndcg@10"] = round(ranked.best_ndcg, 6)
     return run_store.save_run(
         home,
         name,
@@ -449,24 +485,8 @@ def _save(home, name, trainer: Trainer, dataset, status, replace, resume=None, r
         metrics,
         replace,
         resume,
-        ranker=None if ranked is None else _ranker_record(ranked, metrics),
+        ranker=None if ranked is None else ranker_record(ranked),
     )
-
-
-def _ranker_record(ranked, metrics: dict) -> dict:
-    """What run_store keeps of a ranker: its tensors, and its settings in config.json."""
-    tensors = {
-        f"dae.{k}": v.detach().cpu().contiguous() for k, v in ranked.model.state_dict().items()
-    }
-    if ranked.ease is not None:
-        tensors["ease"] = torch.from_numpy(np.ascontiguousarray(ranked.ease, dtype=np.float32))
-    metrics["val_ndcg@10"] = round(ranked.best_ndcg, 6)
-    config = {
-        "model": ranked.model.spec(),
-        "ease_lambda": ranked.ease_lambda,
-        "best_epoch": ranked.best_epoch,
-    }
-    return {"tensors": tensors, "config": config}
 
 
 def _stopped_error(stopped: TrainingStopped, run: str | None) -> AerecError:
@@ -559,15 +579,20 @@ def train(
     try:
         if on_start is not None and world.is_main:
             where = f"{world.size} processes" if world.active else str(torch_device)
-            what = (
-                f"resuming run {resume}"
-                if resume
-                else f"training {config.kind} ({config.orientation}-based)"
-            )
-            on_start(TrainingStart(f"{what} on {where}", config))
+            on_start(TrainingStart(f"{_what(config, resume)} on {where}", config))
         with stop_on_signals() as stop:
             if resume is not None:
                 return resume_run(home, resume, torch_device, on_epoch, world, stop)
             return train_run(home, config, torch_device, data, run, on_epoch, world, stop)
     finally:
         distributed.leave()
+
+
+def _what(config: TrainConfig, resume: str | None) -> str:
+    """What a training does, for the line before its progress bars."""
+    if config.rates:
+        where = f"{config.kind} ({config.orientation}-based)"
+        return f"resuming run {resume}" if resume else f"training {where}"
+    if resume:
+        return f"training the ranker of run {resume} again from its first epoch"
+    return "training the ranker alone (Mult-DAE + EASE; no rating autoencoder)"

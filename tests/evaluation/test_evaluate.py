@@ -457,3 +457,47 @@ def test_plot_several_runs_with_pretraining(trained, tmp_path):
     _, plain_height = png_size(plain.read_bytes())
     _, height = png_size(target.read_bytes())
     assert height > plain_height  # the pretraining panel below the two curve panels
+
+
+# --- a run trained with --objective ranking: lists, no stars --------------------------------
+
+
+def test_evaluate_reports_a_ranking_runs_lists_and_no_rmse(planted):
+    report = evaluate_json(planted, "--run", "ranks")
+    assert report["objective"] == "ranking" and report["kind"] == "ranker"
+    assert report["rmse"] is None and report["mae"] is None and report["n_fallback"] is None
+    assert set(report["baselines"]) == {"global_mean", "bias"}  # the rating baselines stay
+    assert all(scores["rmse"] > 0 for scores in report["baselines"].values())
+    both = evaluate_json(planted, "--run", "both")
+    assert both["objective"] == "both" and both["rmse"] > 0
+    # The ranker does not depend on the rating autoencoder: with one seed, the same lists.
+    assert "model_by_stars" not in report["ranking"]  # no stars to list by
+    both["ranking"].pop("model_by_stars")
+    assert report["ranking"] == both["ranking"]
+    assert report["ranking"]["n_users"] == 3 and report["ranking"]["model"]["ndcg@10"] >= 0
+    metrics = json.loads((planted / "runs" / "ranks" / "metrics.json").read_text())
+    assert metrics["test"] == report
+
+
+def test_evaluate_table_of_a_ranking_run_says_it_has_no_rmse(planted):
+    lines = ok(run_cli(planted, "evaluate", "--run", "ranks")).stdout.splitlines()
+    rows = [line.split("│") for line in lines if line.strip().startswith("ranker")]
+    assert len(rows) == 2  # one row in each table
+    assert [cell.strip() for cell in rows[0][1:]] == ["n/a", "n/a"]
+    assert all(re.fullmatch(r"\d\.\d{4}", cell.strip()) for cell in rows[1][1:])
+    assert any("predicts no stars" in line for line in lines)
+    assert not any("predicted by the bias baseline" in line for line in lines)
+
+
+def test_runs_with_and_without_a_rating_model_side_by_side(planted, tmp_path):
+    reports = evaluate_json(planted, "--runs", "both,ranks")
+    assert [report["rmse"] is None for report in reports] == [False, True]
+    table = ok(run_cli(planted, "runs", "--compare", "--runs", "both,ranks")).stdout
+    row = next(line.split("│") for line in table.splitlines() if line.startswith("ranks"))
+    assert [cell.strip() for cell in row[1:5]] == ["ranker", "user", "-", "-"]
+    listed = {r["run"]: r for r in ok(run_cli(planted, "runs", "--format", "json")).json()}
+    assert listed["ranks"]["kind"] == "ranker"
+    assert listed["ranks"]["val_rmse"] is None and listed["ranks"]["test_rmse"] is None
+    assert "ranks" in ok(run_cli(planted, "runs")).stdout
+    result = run_cli(planted, "plot", "ranks", "-o", tmp_path / "curves.png")
+    assert_clean_error(result, "--objective ranking", "no rating-model epochs")

@@ -1,4 +1,5 @@
-"""Runs that rank (the default): the ranker's lists, on a fixture with planted tastes.
+"""Runs that rank (the default): the ranker's lists, on a fixture with planted tastes
+(``planted``, see conftest.py and fixtures.write_planted).
 
 Users 1-20 like items 1-15 and dislike 16-30; users 21-40 the other way round. Each user rates
 mostly items of the side they like. Item 99 appears only in the test file, so no model learnt
@@ -15,33 +16,10 @@ import torch
 from aerec_cli.models import ease, ranking
 from aerec_cli.scoring import scorer
 from aerec_cli.storage import dataset_store
-from tests.helpers import TINY, ok, run_cli
+from tests import fixtures
+from tests.helpers import ok, run_cli
 
-SIDES = {"a": range(1, 16), "b": range(16, 31)}
-
-
-def planted_ratings(seed: int = 0) -> str:
-    rng = np.random.default_rng(seed)
-    lines = ["user,item,rating"]
-    for user in range(1, 41):
-        liked, disliked = ("a", "b") if user <= 20 else ("b", "a")
-        for item in rng.choice(list(SIDES[liked]), size=9, replace=False):
-            lines.append(f"{user},{item},{rng.choice([4, 5])}")
-        for item in rng.choice(list(SIDES[disliked]), size=3, replace=False):
-            lines.append(f"{user},{item},{rng.choice([1, 2])}")
-    return "\n".join(lines) + "\n"
-
-
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory):
-    root = tmp_path_factory.mktemp("planted")
-    (root / "train.csv").write_text(planted_ratings())
-    (root / "test.csv").write_text("user,item,rating\n1,99,5\n2,1,4\n30,20,5\n")
-    home = root / "home"
-    ok(run_cli(home, "-q", "ingest", root / "train.csv", "--test", root / "test.csv"))
-    ok(run_cli(home, "-q", "train", *TINY, "--run", "both"))
-    ok(run_cli(home, "-q", "train", *TINY, "--objective", "rating", "--run", "stars"))
-    return home
+SIDES = fixtures.PLANTED_SIDES
 
 
 def rec(home, *args) -> dict:
@@ -69,8 +47,9 @@ def test_a_default_run_ranks_and_a_rating_run_does_not(planted):
     )
 
 
-def test_numpy_ranking_scores_equal_the_torch_ranker(planted):
-    served = scorer.open_run(planted, "both")
+@pytest.mark.parametrize("run", ["both", "ranks"])
+def test_numpy_ranking_scores_equal_the_torch_ranker(planted, run):
+    served = scorer.open_run(planted, run)
     model, weights = served.run.load_ranker(torch.device("cpu"))
     train = dataset_store.load(planted, served.dataset).train
     from aerec_cli.models.ranker import inputs
@@ -100,22 +79,25 @@ def test_the_ranker_orders_the_default_list_and_stars_are_shown(planted):
         assert entry["score"] == pytest.approx(stars[index[entry["item"]]], abs=1e-4)
 
 
-@pytest.mark.parametrize("order", ["rank", "stars"])
-def test_items_without_training_ratings_are_never_recommended(planted, tmp_path, order):
+# Every run and order that can make a list (a ranking-only run has no stars to order by).
+LISTS = [("both", "rank"), ("both", "stars"), ("stars", "rank"), ("stars", "stars")]
+
+
+@pytest.mark.parametrize(("run", "order"), [*LISTS, ("ranks", "rank")])
+def test_items_without_training_ratings_are_never_recommended(planted, tmp_path, run, order):
     path = tmp_path / "all.csv"
-    for run in ("both", "stars"):
-        args = ["--all-users", "--top", "40", "-o", path, "--run", run, "--order", order]
-        ok(run_cli(planted, "recommend", *args))
-        assert "99" not in {row.split(",")[2] for row in path.read_text().splitlines()[1:]}
-    new_user = rec(planted, "--rate", "1=5", "--rate", "2=5", "--top", "40", "--order", order)
+    args = ["--all-users", "--top", "40", "-o", path, "--run", run, "--order", order]
+    ok(run_cli(planted, "recommend", *args))
+    assert "99" not in {row.split(",")[2] for row in path.read_text().splitlines()[1:]}
+    rated = ["--rate", "1=5", "--rate", "2=5"]
+    new_user = rec(planted, *rated, "--top", "40", "--order", order, "--run", run)
     assert "99" not in {e["item"] for e in new_user["items"]}
 
 
-def test_new_users_with_opposite_tastes_get_their_own_side(planted):
-    side_a = rec(planted, *[f"--rate={i}=5" for i in (1, 2, 3, 4)], "--top", "5", "--run", "both")
-    side_b = rec(
-        planted, *[f"--rate={i}=5" for i in (16, 17, 18, 19)], "--top", "5", "--run", "both"
-    )
+@pytest.mark.parametrize("run", ["both", "ranks"])
+def test_new_users_with_opposite_tastes_get_their_own_side(planted, run):
+    side_a = rec(planted, *[f"--rate={i}=5" for i in (1, 2, 3, 4)], "--top", "5", "--run", run)
+    side_b = rec(planted, *[f"--rate={i}=5" for i in (16, 17, 18, 19)], "--top", "5", "--run", run)
     listed_a = {int(e["item"]) for e in side_a["items"]}
     listed_b = {int(e["item"]) for e in side_b["items"]}
     assert side_a["method"] == side_b["method"] == "model"

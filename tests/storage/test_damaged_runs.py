@@ -188,6 +188,26 @@ def test_comparing_runs_skips_a_damaged_checkpoint_with_a_warning(home):
     assert "wide" in result.stdout
 
 
+# --- a run without a rating model (--objective ranking): its ranker is checked -------------
+
+
+def test_a_damaged_ranker_of_a_ranking_run_is_an_error_for_every_command(home):
+    ok(run_cli(home, "-q", "train", "--objective", "ranking", "--rank-epochs", "5", "--run", "rk"))
+    path = home / "runs" / "rk" / run_store.RANKER
+    data = bytearray(path.read_bytes())
+    for k in range(len(data) - 40, len(data) - 32):  # in the tensors: wrong, not unreadable
+        data[k] ^= 0xFF
+    path.write_bytes(bytes(data))
+    # Every command that loads a run, but outliers (it needs predicted stars; see
+    # tests/scoring/test_ranking_only.py).
+    for args in commands(home)[:-1]:
+        args = [{"r": "rk"}.get(arg, arg) for arg in args]
+        assert_clean_error(run_cli(home, *args), "ranker.safetensors of run rk is damaged")
+    path.unlink()
+    result = run_cli(home, "recommend", "--user", "1", "--run", "rk")
+    assert_clean_error(result, "ranker.safetensors of run rk cannot be read")
+
+
 # --- a different dataset version ---------------------------------------------------------
 
 

@@ -161,3 +161,54 @@ def test_saved_state_round_trips_through_json_and_safetensors(home):
     for key, value in trainer.model.state_dict().items():
         assert torch.equal(value, twin.model.state_dict()[key])
     assert np.isclose(twin.best_rmse, trainer.best_rmse)
+
+
+# --- runs trained with --objective ranking: the ranker alone --------------------------------
+
+
+def _stop_ranker_after(epoch):
+    seen = []
+
+    def on_epoch(row):
+        if row["phase"] == "rank":
+            seen.append(row["epoch"])
+
+    return on_epoch, (lambda: bool(seen) and seen[-1] >= epoch)
+
+
+def test_an_interrupted_ranking_run_keeps_its_best_ranker_and_resume_trains_it_again(home):
+    torch.set_num_threads(1)
+    config = TrainConfig(objective="ranking", rank_epochs=10)
+    whole, _ = session.train_run(home, config, CPU, run="rank-whole")
+
+    on_epoch, stop = _stop_ranker_after(7)
+    with pytest.raises(AerecError) as stopped:
+        session.train_run(home, config, CPU, run="rank-cut", on_epoch=on_epoch, stop=stop)
+    assert stopped.value.exit_code == 130
+    assert "aerec train --resume rank-cut trains it again" in stopped.value.message
+    cut = run_store.load_run(home, "rank-cut")
+    assert cut.metrics["status"] == "interrupted"
+    assert cut.metrics["epochs_run"] == 7 and cut.metrics["best_epoch"] == 5  # checked at 5
+    assert (cut.path / run_store.RESUME_INFO).is_file()
+    assert not (cut.path / run_store.RESUME_TENSORS).exists()  # nothing to continue from
+    ok(run_cli(home, "recommend", "--user", "1", "--run", "rank-cut"))  # usable as it is
+
+    resumed = ok(run_cli(home, "train", "--resume", "rank-cut"))
+    assert "training the ranker of run rank-cut again from its first epoch" in resumed.stderr
+    done = run_store.load_run(home, "rank-cut")
+    assert done.metrics["status"] == "finished" and done.metrics["epochs_run"] == 10
+    assert not (done.path / run_store.RESUME_INFO).exists()
+    assert done.metrics["val_ndcg@10"] == whole.metrics["val_ndcg@10"]
+    expected = whole.load_ranker(CPU)[0].state_dict()
+    for key, value in done.load_ranker(CPU)[0].state_dict().items():
+        assert torch.allclose(value, expected[key], atol=1e-6), key
+    assert_clean_error(run_cli(home, "train", "--resume", "rank-cut"), "no state to resume")
+
+
+def test_a_ranking_run_stopped_before_its_first_check_saves_nothing(home):
+    on_epoch, stop = _stop_ranker_after(2)
+    config = TrainConfig(objective="ranking")
+    with pytest.raises(AerecError, match="first validation check") as stopped:
+        session.train_run(home, config, CPU, run="rank-early", on_epoch=on_epoch, stop=stop)
+    assert stopped.value.exit_code == 130
+    assert not (home / "runs" / "rank-early").exists()
