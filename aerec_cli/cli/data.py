@@ -139,11 +139,15 @@ def datasets(
     """List the stored datasets (the last one is the default)."""
     from aerec_cli.storage import dataset_store
 
-    metas = dataset_store.list_datasets(ctx.obj.home)
+    metas, broken = dataset_store.scan_datasets(ctx.obj.home)
+    for entry in broken:  # reported, and the others still listed
+        output.warn(
+            f"dataset {entry.name} is damaged ({entry.problem}); ingest it again with --force"
+        )
     if fmt is OutputFormat.json:
         output.print_json(metas)
         return
-    if not metas:
+    if not metas and not broken:
         ctx.obj.note(f"no datasets in {ctx.obj.home}; try: aerec ingest sample")
         return
     rows = [
