@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from aerec_cli import __version__
 from aerec_cli.data import downloads, readers, sample, splits
+from aerec_cli.data import table as table_checks
 from aerec_cli.errors import AerecError
 from aerec_cli.storage import atomic, integrity, locks, paths
 from aerec_cli.storage.paths import default_home  # noqa: F401  (re-exported: store.default_home)
@@ -87,13 +88,19 @@ def ingest(
     skip_bad_lines: bool = False,
     *,
     test: str | Path | None = None,
+    rating_scale: str | tuple[float, float] | None = None,
 ) -> tuple[Dataset, list[str]]:
     """Read ``source``, split it, and store it as ``HOME/datasets/NAME``. Returns warnings too.
 
     ``split`` defaults to random with ``test_fraction`` 0.1. ``test``: a second source holding
     the test split (the user's own split, read like ``source``); ``source`` is then the train
-    split, and ``split``/``test_fraction`` must be left out.
+    split, and ``split``/``test_fraction`` must be left out. ``rating_scale``: "LOW,HIGH" or
+    (low, high), the ratings' scale; ratings outside it are refused.
     """
+    if isinstance(rating_scale, str):
+        rating_scale = table_checks.parse_scale(rating_scale)
+    elif rating_scale is not None:
+        rating_scale = table_checks.parse_scale(",".join(map(str, rating_scale)))
     name = paths.check_name(name or _name_from_source(source), "dataset")
     target = paths.writable_folder(home, "datasets") / name
     # Checked before reading: a large source takes a while.
@@ -108,10 +115,12 @@ def ingest(
             raise AerecError(
                 f"dataset {name} already exists at {target}; pass --force to replace it"
             )
-        table, source_path = _read(source, home, columns, sep, skip_bad_lines)
+        table, source_path = _read(source, home, columns, sep, skip_bad_lines, rating_scale)
         if test is not None:
             try:
-                test_table = readers.read_source(test, columns, sep, skip_bad_lines)
+                test_table = readers.read_source(
+                    test, columns, sep, skip_bad_lines, rating_scale=rating_scale
+                )
             except AerecError as exc:  # say which of the two sources it is about
                 raise AerecError(f"test source {test}: {exc.message}") from exc
             table, ratings, is_test, split_info = splits.combine_given(table, test_table, test)
@@ -134,14 +143,21 @@ def ingest_lock(home: Path, name: str):
     )
 
 
-def _read(source: str, home: Path, columns, sep, skip_bad_lines):
+def _read(source: str, home: Path, columns, sep, skip_bad_lines, rating_scale):
     if source == "sample":
-        return sample.sample_table(), None
+        table = sample.sample_table()
+        if rating_scale is not None:
+            table.rating_scale, table.scale_from = rating_scale, "given"
+            table_checks.finish(table)  # its ratings on the given scale, or an error
+        return table, None
     if source in downloads.KNOWN_DATASETS and not Path(source).exists():
         source_path = downloads.fetch(source, home / "cache")
     else:
         source_path = Path(source).expanduser()
-    return readers.read_source(source_path, columns, sep, skip_bad_lines), source_path
+    table = readers.read_source(
+        source_path, columns, sep, skip_bad_lines, rating_scale=rating_scale
+    )
+    return table, source_path
 
 
 def _check_split(method: str, test_fraction: float) -> None:
@@ -263,6 +279,7 @@ def _write_dataset(folder, name, table, ratings, is_test, split_info, source, di
         "train": int(train.nnz),
         "test": int(test.nnz),
         "rating_scale": list(table.rating_scale),
+        "rating_scale_from": table.scale_from,
         "histogram": {f"{v:g}": int(c) for v, c in zip(stars, counts)},
         "split": split_info,
         "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
