@@ -50,6 +50,13 @@ def ingest(
     skip_bad_lines: bool = typer.Option(
         False, "--skip-bad-lines", help="Skip malformed lines instead of stopping."
     ),
+    rating_scale: str = typer.Option(
+        None,
+        "--rating-scale",
+        metavar="LOW,HIGH",
+        help="The ratings' scale, e.g. 1,5; ratings outside it are refused \\[default: the "
+        "MovieLens release's, or for another file inferred from its ratings].",
+    ),
     force: bool = typer.Option(False, "--force", help="Replace a dataset of the same name."),
     fmt: OutputFormat = output.TABLE_OR_JSON,
 ):
@@ -73,25 +80,27 @@ def ingest(
         sep,
         skip_bad_lines,
         test=test,
+        rating_scale=rating_scale,
     )
     for warning in warnings:
         output.warn(warning)
-    meta = dataset.meta
-    summary = {
-        "name": dataset.name,
-        "path": str(dataset.path),
-        "format": meta["format"],
-        "users": meta["users"],
-        "items": meta["items"],
-        "ratings": meta["ratings"],
-        "train": meta["train"],
-        "test": meta["test"],
-        "rating_scale": meta["rating_scale"],
-    }
+    _note_inferred_scale(settings, dataset.meta)
     if fmt is OutputFormat.json:
-        output.print_json(summary)
+        keys = ("format", "users", "items", "ratings", "train", "test", "rating_scale")
+        summary = {"name": dataset.name, "path": str(dataset.path)}
+        output.print_json(summary | {key: dataset.meta[key] for key in keys})
         return
     _print_summary(dataset)
+
+
+def _note_inferred_scale(settings: Settings, meta: dict) -> None:
+    """Say a generic file's scale was guessed from its ratings, and how to give it."""
+    if meta.get("rating_scale_from") == "ratings":
+        low, high = meta["rating_scale"]
+        settings.note(
+            f"rating scale {low:g}-{high:g}, inferred from the ratings; if the scale is another, "
+            "ingest again with --rating-scale LOW,HIGH --force"
+        )
 
 
 def _print_summary(dataset) -> None:
@@ -139,11 +148,15 @@ def datasets(
     """List the stored datasets (the last one is the default)."""
     from aerec_cli.storage import dataset_store
 
-    metas = dataset_store.list_datasets(ctx.obj.home)
+    metas, broken = dataset_store.scan_datasets(ctx.obj.home)
+    for entry in broken:  # reported, and the others still listed
+        output.warn(
+            f"dataset {entry.name} is damaged ({entry.problem}); ingest it again with --force"
+        )
     if fmt is OutputFormat.json:
         output.print_json(metas)
         return
-    if not metas:
+    if not metas and not broken:
         ctx.obj.note(f"no datasets in {ctx.obj.home}; try: aerec ingest sample")
         return
     rows = [

@@ -178,7 +178,9 @@ def runs(
         chosen = parse_names(names) if names is not None else None
         compare_runs(ctx.obj, chosen, k, relevant, fmt, reuse_stored=True)
         return
-    found = run_store.list_runs(ctx.obj.home)
+    found, broken = run_store.scan_runs(ctx.obj.home)
+    for entry in broken:  # reported, and the others still listed
+        output.warn(f"run {entry.name} is damaged ({entry.problem}); train it again")
     records = [
         {
             "run": r.name,
@@ -195,7 +197,7 @@ def runs(
     if fmt is OutputFormat.json:
         output.print_json(records)
         return
-    if not records:
+    if not records and not broken:
         ctx.obj.note(f"no runs in {ctx.obj.home}; train one: aerec train")
         return
     fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from aerec_cli.data.lines import LineCheck
 from aerec_cli.data.sources import MemberStream, SourceFiles
-from aerec_cli.data.table import concat_ratings, is_text
+from aerec_cli.data.table import MAX_ID_CHARS, concat_ratings, is_text
 from aerec_cli.errors import AerecError
 
 # Lines parsed per chunk: bounds the parser's working memory on a large file (ML-25M: 13
@@ -38,19 +39,35 @@ def parse_ratings(
     positions: list[int] | None = None,
     n_fields: int | None = None,
     watch_ids: bool = False,
+    *,
+    scale: Scale | None = None,
 ) -> pd.DataFrame:
     """Parse the rating lines of member ``name`` into user, item, rating, timestamp.
 
-    ``n_fields``: how many fields a line of this layout has; lines with more are malformed
-    (the C parser only notices extra fields after the first line sets the width).
-    ``watch_ids``: ids may be written in ways that reading them as numbers would change
-    (generic files); if the bytes show any, the file is read again with every field as text.
+    ``n_fields``: how many fields a line of this layout has; other lines are malformed
+    (lines.py; a generic file's width is read from the file). ``watch_ids``: ids may be
+    written in ways that reading them as numbers would change (generic files); if the bytes
+    show any, the file is read again with every field as text. ``scale``: ratings outside it
+    are refused with their line numbers, even with ``skip_bad`` (they are not malformed: the
+    file or the scale is wrong).
     """
     positions = positions or [0, 1, 2, 3]
-    parsed = _parse_pass(files, name, sep, skip_bad, has_header, positions, n_fields, watch_ids)
+    options = (skip_bad, has_header, positions, n_fields, scale)
+    parsed = _parse_pass(files, name, sep, *options, watch_ids)
     if parsed is None:  # ids that a number would not keep exactly: read them as text
-        parsed = _parse_pass(files, name, sep, skip_bad, has_header, positions, n_fields, None)
+        parsed = _parse_pass(files, name, sep, *options, None)
     return parsed
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The ratings a file may hold, ``low <= rating <= high``: ``label`` says in errors what
+    a rating beyond it is ("outside the ml-1m scale 1-5"), ``hint`` what to do about it."""
+
+    low: float
+    high: float
+    label: str
+    hint: str = "check the file"
 
 
 def _parse_pass(
@@ -61,6 +78,7 @@ def _parse_pass(
     has_header: bool,
     positions: list[int],
     n_fields: int | None,
+    scale: Scale | None,
     watch_ids: bool | None,
 ) -> pd.DataFrame | None:
     """One pass over the file. ``watch_ids`` None: every field as text (the exact path);
@@ -73,9 +91,11 @@ def _parse_pass(
         sep = "\t"
     watch = _id_watch(sep) if watch_ids and not as_text else None
     parts: list[dict[str, np.ndarray]] = []
-    malformed = _MalformedLines(header_lines=int(has_header))
+    check = LineCheck(name, sep, n_fields, has_header)
+    malformed = _MalformedLines(check, header_lines=int(has_header))
+    refused = _Refusals(scale)
     with files.open(name) as handle:
-        stream = MemberStream(handle, files, name, colons, watch)
+        stream = MemberStream(handle, files, name, colons, watch, lines=check)
         try:
             with _csv_chunks(stream, sep, has_header, as_text, skip_bad) as chunks:
                 for frame in chunks:
@@ -84,6 +104,7 @@ def _parse_pass(
                     chunk, bad = _chunk_ratings(frame, name, positions, n_fields)
                     if chunk is None:
                         return None
+                    refused.check(chunk, bad, malformed.next_row, check)
                     chunk = malformed.drop(chunk, bad)
                     # Past a malformed line (and no --skip-bad-lines) the rest of the file is
                     # only read to count them all for the error.
@@ -94,6 +115,7 @@ def _parse_pass(
         # pandas' EmptyDataError and ParserError are ValueErrors, as is UnicodeDecodeError.
         except (zipfile.BadZipFile, EOFError, zlib.error, ValueError) as exc:
             raise _parse_error(exc, files, name, stream) from exc
+    refused.raise_any(name)
     _check_parsed(name, stream, malformed, skip_bad, parts)
     return _assemble(parts)
 
@@ -130,22 +152,96 @@ def _csv_chunks(
 
 @dataclass
 class _MalformedLines:
-    """Lines that hold no rating: counted, the first few numbered, and dropped from a chunk."""
+    """Lines that hold no rating: those the line check dropped (a wrong number of fields),
+    and rows of a parsed chunk found bad (a missing id, a rating that is not a number):
+    counted, the first few numbered by their line in the file, and dropped from a chunk."""
 
-    header_lines: int  # lines before the first rating line
-    lines_seen: int = 0
-    count: int = 0
-    first: list[int] = field(default_factory=list)  # line numbers of the first five
+    check: LineCheck
+    header_lines: int  # lines passed on before the first rating line
+    rows_seen: int = 0
+    flagged: int = 0
+    first_flagged: list[int] = field(default_factory=list)
+
+    @property
+    def next_row(self) -> int:
+        """Index among the lines passed on of the next chunk's first row."""
+        return self.rows_seen + self.header_lines
+
+    @property
+    def count(self) -> int:
+        return self.flagged + self.check.malformed
+
+    @property
+    def first(self) -> list[int]:
+        return sorted(self.first_flagged + self.check.first_malformed)[:5]
 
     def drop(self, chunk: dict[str, np.ndarray], bad: np.ndarray) -> dict[str, np.ndarray]:
         """``chunk`` (the next lines of the file) without the rows that ``bad`` flags."""
         if bad.any():
-            self.count += int(bad.sum())
-            rows = np.flatnonzero(bad)[: 5 - len(self.first)]
-            self.first += (rows + self.lines_seen + 1 + self.header_lines).tolist()
+            self.flagged += int(bad.sum())
+            numbers = self.check.line_numbers(np.flatnonzero(bad)[:5] + self.next_row)
+            self.first_flagged = sorted(self.first_flagged + numbers.tolist())[:5]
             chunk = {key: values[~bad] for key, values in chunk.items()}
-        self.lines_seen += len(bad)  # one flag per line of the chunk
+        self.rows_seen += len(bad)  # one flag per line of the chunk
+        self.check.release(self.next_row)
         return chunk
+
+
+@dataclass
+class _Refused:
+    """Values that no option lets through: counted, the first few numbered by line."""
+
+    what: str  # "rating(s) outside the ml-1m scale 1-5"
+    hint: str
+    count: int = 0
+    lines: list[int] = field(default_factory=list)
+    first: str = ""
+
+    def add(self, flags: np.ndarray, values: np.ndarray, start: int, check: LineCheck) -> None:
+        if flags.any():
+            rows = np.flatnonzero(flags)
+            if not self.count:
+                value = values[rows[0]]
+                self.first = f"{value:g}" if isinstance(value, float) else f"{str(value)[:40]}..."
+            self.count += len(rows)
+            numbers = check.line_numbers(rows[:5] + start).tolist()
+            self.lines = sorted(self.lines + numbers)[:5]
+
+    def error(self, name: str) -> AerecError:
+        lines = ", ".join(map(str, self.lines))
+        return AerecError(
+            f"{name}: {self.count} {self.what} at line(s) {lines} (first: {self.first}); "
+            f"{self.hint}"
+        )
+
+
+class _Refusals:
+    """Ratings off the file's scale and ids too long to keep: refused, by line."""
+
+    def __init__(self, scale: Scale | None):
+        self.scale = scale
+        self.outside = _Refused(f"rating(s) {scale.label}", scale.hint) if scale else None
+        self.long_ids = _Refused(
+            f"id(s) longer than {MAX_ID_CHARS} characters",
+            "an id is a short name or number; check --sep and --columns, or the file",
+        )
+
+    def check(self, chunk: dict, bad: np.ndarray, start: int, check: LineCheck) -> None:
+        fine = ~bad
+        if self.outside is not None:
+            values = chunk["rating"]
+            off = fine & ((values < self.scale.low) | (values > self.scale.high))
+            self.outside.add(off, values.astype(np.float64), start, check)
+        for column in ("user", "item"):
+            ids = chunk[column]
+            if ids.dtype != np.int64:
+                lengths = pd.Series(ids, dtype=object).str.len().to_numpy()
+                self.long_ids.add(fine & (lengths > MAX_ID_CHARS), ids, start, check)
+
+    def raise_any(self, name: str) -> None:
+        for refused in (self.outside, self.long_ids):
+            if refused is not None and refused.count:
+                raise refused.error(name)
 
 
 def _parse_error(exc: Exception, files: SourceFiles, name: str, stream: MemberStream) -> AerecError:
@@ -157,13 +253,20 @@ def _parse_error(exc: Exception, files: SourceFiles, name: str, stream: MemberSt
         return AerecError(f"{name} holds no usable ratings")
     if isinstance(exc, pd.errors.ParserError):
         line = re.search(r"line (\d+)", str(exc))
-        where = f" at line {line.group(1)}" if line else ""
+        where = f" at line {_line_in_file(stream, int(line.group(1)))}" if line else ""
         return AerecError(
             f"{name}: malformed line{where} ({_short(exc)}); fix it or pass --skip-bad-lines"
         )
     if isinstance(exc, (zipfile.BadZipFile, EOFError, zlib.error)):
         return files.read_error(name, exc)
     return AerecError(f"{name}: cannot parse ({_short(exc)})")
+
+
+def _line_in_file(stream: MemberStream, line: int) -> int:
+    """The line of the file that pandas calls ``line`` (it counts only the lines the line
+    check passed on)."""
+    number = int(stream.lines.line_numbers(np.array([line - 1]))[0]) if stream.lines else -1
+    return number if number > 0 else line
 
 
 def _check_parsed(

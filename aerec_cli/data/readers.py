@@ -13,9 +13,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 
-from aerec_cli.data.parsing import parse_ratings
+from aerec_cli.data.parsing import Scale, parse_ratings
 from aerec_cli.data.sources import SourceFiles, is_blank
 from aerec_cli.data.table import (
     RatingsTable,
@@ -63,26 +64,33 @@ def read_source(
     columns: str | None = None,
     sep: str | None = None,
     skip_bad_lines: bool = False,
+    *,
+    rating_scale: tuple[float, float] | None = None,
 ) -> RatingsTable:
-    """Detect the layout of ``path`` and read its ratings, titles and genres."""
+    """Detect the layout of ``path`` and read its ratings, titles and genres.
+
+    ``rating_scale`` (``--rating-scale``, see :func:`table.parse_scale`): the scale of the
+    ratings, in place of the layout's or the one inferred from a generic file.
+    """
     path = Path(path).expanduser()
     if not path.exists():
         raise AerecError(f"{path} does not exist; give a MovieLens zip, folder or ratings file")
     files = SourceFiles(path)
+    given = rating_scale
     if columns or sep:
         if len(files.names) != 1:
             raise AerecError("--columns/--sep apply to a single ratings file, not a zip or folder")
-        return _read_generic(files, files.names[0], columns, sep, skip_bad_lines)
+        return _read_generic(files, files.names[0], columns, sep, skip_bad_lines, given)
     if name := files.find("u.data"):
-        return _read_ml100k(files, name, skip_bad_lines)
+        return _read_ml100k(files, name, skip_bad_lines, given)
     if name := files.find("ratings.dat"):
-        return _read_dat_layout(files, name, skip_bad_lines)
+        return _read_dat_layout(files, name, skip_bad_lines, given)
     if (name := files.find("ratings.csv")) and _has_movielens_header(files.head(name, 64)):
-        return _read_csv_layout(files, name, skip_bad_lines)
+        return _read_csv_layout(files, name, skip_bad_lines, given)
     if len(files.names) == 1 and (
         files.is_single_file or PurePosixPath(files.names[0]).suffix.lower() in GENERIC_SUFFIXES
     ):
-        return _read_generic(files, files.names[0], None, None, skip_bad_lines)
+        return _read_generic(files, files.names[0], None, None, skip_bad_lines, given)
     raise AerecError(
         f"no ratings found in {path}: expected u.data (ml-100k), ratings.dat (ml-1m, ml-10m) "
         "or ratings.csv (ml-20m and later); for another layout pass the ratings file itself"
@@ -91,9 +99,23 @@ def read_source(
 
 # --- MovieLens layouts -------------------------------------------------------------------
 
+Given = tuple[float, float] | None  # --rating-scale, when given
 
-def _read_ml100k(files: SourceFiles, name: str, skip_bad: bool) -> RatingsTable:
-    ratings = parse_ratings(files, name, "\t", skip_bad, False, n_fields=4)
+
+def _scale(given: Given, low: float, high: float, label: str) -> Scale:
+    """What the ratings are checked against: ``given``, else the layout's own scale."""
+    if given is not None:
+        low, high = given
+        return Scale(low, high, f"outside --rating-scale {low:g},{high:g}", _WIDEN)
+    return Scale(low, high, label, "check the file, or pass --rating-scale LOW,HIGH")
+
+
+_WIDEN = "check the file, or widen --rating-scale"
+
+
+def _read_ml100k(files: SourceFiles, name: str, skip_bad: bool, given: Given) -> RatingsTable:
+    scale = _scale(given, 1.0, 5.0, "outside the ml-100k scale 1-5")
+    ratings = parse_ratings(files, name, "\t", skip_bad, False, n_fields=4, scale=scale)
     items = pd.DataFrame(columns=["item", "title", "genres"])
     if item_file := files.find("u.item"):
         raw = _decode(files.read(item_file), "latin-1")
@@ -113,19 +135,26 @@ def _read_ml100k(files: SourceFiles, name: str, skip_bad: bool) -> RatingsTable:
                     raise AerecError(
                         f"split {split} needs {split}.{suffix}, absent from the source"
                     )
-                parts.append(parse_ratings(files, member, "\t", skip_bad, False, n_fields=4))
+                parts.append(
+                    parse_ratings(files, member, "\t", skip_bad, False, n_fields=4, scale=scale)
+                )
             return parts[0], parts[1]
 
         return load
 
     splits = {s: predefined(s) for s in PREDEFINED_SPLITS_100K if files.find(f"{s}.base")}
-    table = RatingsTable(ratings, items, "ml-100k", (1.0, 5.0), predefined_splits=splits)
+    table = RatingsTable(
+        ratings, items, "ml-100k", (scale.low, scale.high), predefined_splits=splits
+    )
     return finish(table)
 
 
-def _read_dat_layout(files: SourceFiles, name: str, skip_bad: bool) -> RatingsTable:
+def _read_dat_layout(files: SourceFiles, name: str, skip_bad: bool, given: Given) -> RatingsTable:
     """ml-1m and ml-10m: '::'-separated ratings.dat and movies.dat."""
-    ratings = parse_ratings(files, name, "::", skip_bad, False, n_fields=4)
+    # Which of the two it is shows in the ratings (half stars: ml-10m), after this check.
+    label = "outside the ml-1m (1-5) and ml-10m (0.5-5) scales"
+    scale = _scale(given, 0.5, 5.0, label)
+    ratings = parse_ratings(files, name, "::", skip_bad, False, n_fields=4, scale=scale)
     folder = files.folder_of(name).lower()
     half_stars = bool((ratings["rating"] % 1 != 0).any())
     # ml-10m has half stars and no users.dat; a lone whole-star ratings.dat reads as ml-1m.
@@ -143,14 +172,14 @@ def _read_dat_layout(files: SourceFiles, name: str, skip_bad: bool) -> RatingsTa
                 "genres": [r[-1] for r in rows],
             }
         )
-    if is_10m:
-        return finish(RatingsTable(ratings, items, "ml-10m", (0.5, 5.0)))
-    return finish(RatingsTable(ratings, items, "ml-1m", (1.0, 5.0)))
+    fmt, own = ("ml-10m", (0.5, 5.0)) if is_10m else ("ml-1m", (1.0, 5.0))
+    return finish(RatingsTable(ratings, items, fmt, given or own))
 
 
-def _read_csv_layout(files: SourceFiles, name: str, skip_bad: bool) -> RatingsTable:
+def _read_csv_layout(files: SourceFiles, name: str, skip_bad: bool, given: Given) -> RatingsTable:
     """ml-20m, ml-25m, ml-32m and ml-latest(-small): CSV with a header, UTF-8."""
-    ratings = parse_ratings(files, name, ",", skip_bad, True, n_fields=4)
+    scale = _scale(given, 0.5, 5.0, "outside the MovieLens scale 0.5-5")
+    ratings = parse_ratings(files, name, ",", skip_bad, True, n_fields=4, scale=scale)
     items = pd.DataFrame(columns=["item", "title", "genres"])
     if movie_file := files.find("movies.csv"):
         frame = pd.read_csv(
@@ -163,7 +192,7 @@ def _read_csv_layout(files: SourceFiles, name: str, skip_bad: bool) -> RatingsTa
     # The release names the format, also in a derived folder name (ml-25m-synthetic).
     known = re.match(r"ml-(20m|25m|32m|latest-small|latest)(?![0-9a-z])", folder)
     fmt = known.group(0) if known else "ml-latest"
-    return finish(RatingsTable(ratings, items, fmt, (0.5, 5.0)))
+    return finish(RatingsTable(ratings, items, fmt, (scale.low, scale.high)))
 
 
 def _has_movielens_header(data: bytes) -> bool:
@@ -174,7 +203,12 @@ def _has_movielens_header(data: bytes) -> bool:
 
 
 def _read_generic(
-    files: SourceFiles, name: str, columns: str | None, sep: str | None, skip_bad: bool
+    files: SourceFiles,
+    name: str,
+    columns: str | None,
+    sep: str | None,
+    skip_bad: bool,
+    given: Given,
 ) -> RatingsTable:
     head = files.head(name, 4096)
     if not head.strip() and is_blank(files, name):
@@ -184,14 +218,44 @@ def _read_generic(
     fields = first_line.split(sep)
     has_header = len(fields) >= 3 and not _is_number(fields[2].strip().strip('"'))
     positions = _column_positions(fields if has_header else None, columns)
-    # Generic ids might be written in ways a number would not keep ("007"): watch for them.
-    ratings = parse_ratings(files, name, sep, skip_bad, has_header, positions, watch_ids=True)
-    values = ratings["rating"]
+
+    def parse(scale: Scale) -> pd.DataFrame:
+        # Generic ids might be written in ways a number would not keep ("007"): watched.
+        return parse_ratings(
+            files, name, sep, skip_bad, has_header, positions, watch_ids=True, scale=scale
+        )
+
+    if given is not None:
+        ratings = parse(_scale(given, 0, 0, ""))
+        table = RatingsTable(ratings, _NO_ITEMS.copy(), "csv", given, scale_from="given")
+        return finish(table)
+    ratings = parse(_POSITIVE)
+    values = ratings["rating"].to_numpy()
+    # The bulk by its quartiles, which a few absurd values (1e30) cannot move, however few
+    # ratings there are.
+    q25, q75 = (float(q) for q in np.quantile(values, [0.25, 0.75]))
+    limit = q75 + 10 * max(q75 - q25, 1.0)
+    if values.max() > limit:
+        # Read again with the bound now known, so the error names the lines.
+        label = f"far above the bulk of the ratings (half of them lie from {q25:g} to {q75:g})"
+        parse(Scale(_POSITIVE.low, limit, label, _ABSURD_HINT))
     scale = (0.5, 5.0) if (values % 1 != 0).any() else (1.0, 5.0)
     if values.min() < scale[0] or values.max() > scale[1]:
         scale = (float(values.min()), float(values.max()))
-    table = RatingsTable(ratings, pd.DataFrame(columns=["item", "title", "genres"]), "csv", scale)
+    table = RatingsTable(ratings, _NO_ITEMS.copy(), "csv", scale, scale_from="ratings")
     return finish(table)
+
+
+_NO_ITEMS = pd.DataFrame(columns=["item", "title", "genres"])
+# 0 stands for "unrated" in the stored matrices: no rating may be 0 or below.
+_POSITIVE = Scale(
+    float(np.finfo(np.float32).tiny),
+    float("inf"),
+    "of 0 or below",
+    "0 stands for 'unrated' in aerec's matrices: fix these lines, or if the file's scale "
+    "reaches 0, shift it above 0 and pass --rating-scale LOW,HIGH",
+)
+_ABSURD_HINT = "fix these lines, or if they are real ratings pass --rating-scale LOW,HIGH"
 
 
 def _sniff_separator(line: str) -> str:

@@ -24,8 +24,10 @@ from pathlib import Path
 
 from aerec_cli.errors import AerecError
 
-# 64 MiB is about 4M lines of user,item,rating: an ML-25M-sized test split fits.
+# 64 MiB is about 4M lines of user,item,rating: an ML-25M-sized test split fits. Lines are
+# bounded too: each becomes a Python object, and 64 MiB of newlines would be 64M of them.
 MAX_BYTES = 64 * 1024**2
+MAX_LINES = 5_000_000
 SEPARATORS = (",", "\t", ";")
 
 USER_ALIASES = ("user", "userid", "user_id", "uid", "u")
@@ -175,15 +177,19 @@ def _row(
 
 
 def _read_text(path: Path, label: str, max_bytes: int) -> str:
+    """The file's text, read up to the bounds: a device (/dev/zero), a pipe or a file that
+    grows while read has no size to check first, so no more than ``max_bytes`` is read."""
+    too_big = (
+        f"{label} {path} holds more than the {max_bytes / 1024**2:,.0f} MiB or "
+        f"{MAX_LINES:,} lines a small file may hold; split it into smaller files, or ingest "
+        "it as a dataset with: aerec ingest"
+    )
     try:
-        size = path.stat().st_size
-        if path.is_file() and size > max_bytes:
-            raise AerecError(
-                f"{label} {path} holds {size / 1024**2:,.0f} MiB, more than the "
-                f"{max_bytes / 1024**2:,.0f} MiB a small file may hold; split it into smaller "
-                "files, or ingest it as a dataset with: aerec ingest"
-            )
-        return path.read_text(encoding="utf-8-sig")
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes or data.count(b"\n") > MAX_LINES:
+            raise AerecError(too_big)
+        return data.decode("utf-8-sig")
     except FileNotFoundError as exc:
         raise AerecError(f"{label} {path} does not exist") from exc
     except IsADirectoryError as exc:

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from aerec_cli.data import textcodec
+from aerec_cli.data.lines import LineCheck
 from aerec_cli.errors import AerecError
 
 # A member this large is not a MovieLens file (ML-32M's ratings.csv is about 0.9 GB).
@@ -135,10 +136,12 @@ class MemberStream(io.RawIOBase):
         name: str,
         colons: bool = False,
         watch: re.Pattern[bytes] | None = None,
+        lines: LineCheck | None = None,
     ):
         super().__init__()
         self._raw, self._files, self._name = raw, files, name
         self._colons, self._watch = colons, watch
+        self.lines = lines  # checks each line before it is passed on (lines.py)
         self._buffer, self._pos = b"", 0
         self._carry = b""  # trailing ':'s held back until the next block
         # The end of the last block, so a watched pattern may straddle two; a newline first,
@@ -179,7 +182,8 @@ class MemberStream(io.RawIOBase):
         if not block:
             self._done = True
             block, self._carry = self._carry, b""
-            return block.replace(b"::", b"\t") if self._colons else block
+            block = block.replace(b"::", b"\t") if self._colons else block
+            return self._passed_on(block, final=True)
         self.size += len(block)
         limit = self._files.limit
         if limit is not None and self.size > limit:
@@ -190,7 +194,14 @@ class MemberStream(io.RawIOBase):
             block = self._carry + block
             kept = len(block.rstrip(b":"))
             block, self._carry = block[:kept].replace(b"::", b"\t"), block[kept:]
-        if self._watch is not None and not self.watched:
+        return self._passed_on(block, final=False)
+
+    def _passed_on(self, block: bytes, final: bool) -> bytes:
+        """What of ``block`` the reader gets: its well-formed lines (when lines are checked),
+        watched for ids a number would not keep."""
+        if self.lines is not None:
+            block = self.lines.feed(block, final)
+        if self._watch is not None and not self.watched and block:
             seen = self._tail + block
             self.watched = self._watch.search(seen) is not None
             self._tail = seen[-16:]

@@ -116,7 +116,9 @@ def combine_given(
             f"{n_unseen:,} test rating(s) of users or items not in the train source; they are "
             "predicted by the bias baseline"
         )
-    table = readers.RatingsTable(ratings, items, train.format, scale, warnings)
+    table = readers.RatingsTable(
+        ratings, items, train.format, scale, warnings, scale_from=train.scale_from
+    )
     info = {"method": "given", "test_source": str(test_source), "test_unseen": n_unseen}
     return table, ratings, is_test, info
 

@@ -14,6 +14,10 @@ import pandas as pd
 
 from aerec_cli.errors import AerecError
 
+# The longest id a dataset keeps: ids are names or numbers, and every reader of the stored id
+# maps (Python's csv module among them, with its field limit) must read them back.
+MAX_ID_CHARS = 256
+
 
 @dataclass
 class RatingsTable:
@@ -30,6 +34,26 @@ class RatingsTable:
     predefined_splits: dict[str, Callable[[], tuple[pd.DataFrame, pd.DataFrame]]] = field(
         default_factory=dict
     )
+    # Where rating_scale comes from: the layout ("format"), --rating-scale ("given"), or the
+    # ratings of a generic file ("ratings").
+    scale_from: str = "format"
+
+
+def parse_scale(text: str) -> tuple[float, float]:
+    """``--rating-scale LOW,HIGH`` as two numbers, 0 < LOW < HIGH."""
+    parts = [p.strip() for p in str(text).replace(";", ",").split(",")]
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise AerecError(
+            f"--rating-scale takes two numbers LOW,HIGH (e.g. 1,5 or 0.5,5), not {text!r}"
+        ) from None
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
+        raise AerecError(
+            f"--rating-scale {text}: LOW must be above 0 (0 stands for 'unrated' in aerec's "
+            "matrices) and below HIGH, e.g. 1,5 or 0.5,5"
+        )
+    return low, high
 
 
 def is_text(column: pd.Series) -> bool:

@@ -75,6 +75,8 @@ def check_output(path: Path) -> Path:
         raise AerecError(f"-o must name a .png file, e.g. -o curves.png, not {str(path)!r}")
     if path.is_dir():
         raise AerecError(f"-o {str(path)!r} is a folder; name a .png file")
+    if not path.parent.is_dir():  # checked before drawing; a typo must not create folders
+        raise AerecError(f"cannot write {path}: folder {path.parent} does not exist")
     return path
 
 
@@ -135,7 +137,10 @@ def plot_runs(home: Path, names: Sequence[str], output: Path) -> dict:
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    atomic.write_bytes(output, buffer.getvalue())
+    try:
+        atomic.write_bytes(output, buffer.getvalue(), export=True)
+    except OSError as exc:
+        raise AerecError(f"cannot write {output} ({exc.strerror or exc})") from exc
     return {"path": str(output), "runs": [c.run for c in curves]}
 
 

@@ -14,7 +14,6 @@ refused with one clear error (``require_stars``).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from aerec_cli.models import ranking
 from aerec_cli.scoring import serving_file
 from aerec_cli.scoring.network import Network, fold_in, row_entries, sparse_dot
 from aerec_cli.scoring.serving_file import Arrays
-from aerec_cli.storage import run_store
+from aerec_cli.storage import integrity, paths, run_store
 
 # Pairs per step of pair predictions, and users per block of user-oriented hidden layers.
 PAIR_CHUNK = 1 << 12
@@ -87,13 +86,13 @@ class Scorer:
     @property
     def user_ids(self) -> list[str]:
         if self._users is None:
-            self._users = [row[0] for row in _read_csv(self.dataset_path / "users.csv")]
+            self._users = [row[0] for row in self._id_map("users.csv", self.n_users)]
         return self._users
 
     @property
     def items(self) -> ItemInfo:
         if self._items is None:
-            rows = _read_csv(self.dataset_path / "items.csv")
+            rows = self._id_map("items.csv", self.n_items)
             self._items = ItemInfo(
                 [r[0] for r in rows],
                 [r[1] if len(r) > 1 else "" for r in rows],
@@ -202,6 +201,20 @@ class Scorer:
         if not self.rates:
             return "ranker item embedding"
         return "encoder code" if self.orientation == "item" else "output-layer weights"
+
+    def _id_map(self, filename: str, expected: int) -> list[list[str]]:
+        """The rows of users.csv or items.csv, checked against the dataset version this
+        scorer was opened with and the matrices' shape: a map with a line lost or added
+        would give every later row another's id."""
+        path = self.dataset_path / filename
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise AerecError(
+                f"cannot read {path} ({exc.strerror or exc}); ingest the dataset again with --force"
+            ) from exc
+        integrity.check_digest(self.meta, filename, data, self.dataset)
+        return integrity.id_rows(data, filename, expected, self.dataset)
 
     # -- ratings of the train split
 
@@ -450,18 +463,6 @@ class Scorer:
         return np.clip(np.where(self.item_seen, raw, baseline), *self.scale)
 
 
-def _read_csv(path: Path) -> list[list[str]]:
-    """Rows of a dataset CSV written by dataset_store.ingest, header dropped (no pandas)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-    except OSError as exc:
-        raise AerecError(
-            f"cannot read {path} ({exc.strerror or exc}); ingest the dataset again with --force"
-        ) from exc
-    return rows[1:]
-
-
 # --- opening a run ----------------------------------------------------------------------
 
 
@@ -473,20 +474,20 @@ def open_run(home: Path, run_name: str | None = None, note=None) -> Scorer:
     torch).
     """
     run = run_store.load_run(home, run_name)
-    folder = home / "datasets" / run.dataset
+    folder = paths.store_folder(home, "datasets") / run.dataset
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
         raise AerecError(
             f"dataset {run.dataset} of run {run.name} is not in {home}; "
             f"ingest it again, then train again: aerec train --data {run.dataset}"
         )
-    meta_bytes = meta_path.read_bytes()
     try:
-        meta = json.loads(meta_bytes)
+        meta_bytes = meta_path.read_bytes()
+        meta = integrity.check_meta(json.loads(meta_bytes), run.dataset)
+    except OSError as exc:
+        raise AerecError(f"cannot read {meta_path} ({exc.strerror or exc})") from exc
     except ValueError as exc:
-        raise AerecError(
-            f"dataset {run.dataset} at {folder} is damaged ({exc}); ingest it again with --force"
-        ) from exc
+        raise integrity.damaged(run.dataset, f"meta.json: {exc}") from exc
     meta_hash = hashlib.sha256(meta_bytes).hexdigest()
     if run.config.get("dataset_meta_sha256") != meta_hash:
         raise AerecError(

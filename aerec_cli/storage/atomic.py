@@ -14,19 +14,34 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from aerec_cli.errors import AerecError
+
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
-    """Open a temp file beside ``path``; on success it replaces ``path`` in one rename."""
+def atomic_open(
+    path: str | Path, mode: str = "wb", encoding: str | None = None, *, export: bool = False
+) -> Iterator[IO]:
+    """Open a temp file beside ``path``; on success it replaces ``path`` in one rename.
+
+    ``export``: a file the user asked for (``-o``), not part of the store. Its folder must
+    exist already (a typo in it should not create folders), and it gets the permissions any
+    new file of the user gets (the umask), not the temp file's private 0600.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if export:
+        if not path.parent.is_dir():
+            raise AerecError(f"cannot write {path}: folder {path.parent} does not exist")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, encoding=encoding) as handle:
+            if export:
+                os.fchmod(handle.fileno(), 0o666 & ~_umask())
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -36,6 +51,13 @@ def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(folder: Path) -> None:
@@ -48,13 +70,13 @@ def fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_open(path, "wb") as handle:
+def write_bytes(path: str | Path, data: bytes, *, export: bool = False) -> None:
+    with atomic_open(path, "wb", export=export) as handle:
         handle.write(data)
 
 
-def write_text(path: str | Path, text: str) -> None:
-    with atomic_open(path, "w", encoding="utf-8") as handle:
+def write_text(path: str | Path, text: str, *, export: bool = False) -> None:
+    with atomic_open(path, "w", encoding="utf-8", export=export) as handle:
         handle.write(text)
 
 
@@ -65,6 +87,64 @@ def write_json(path: str | Path, obj: Any) -> None:
 def read_json(path: str | Path) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+class FolderChanged(Exception):
+    """A file vanished while a folder was read: the folder was replaced meanwhile."""
+
+
+def read_files(folder: Path, names: Sequence[str], optional: Sequence[str] = ()) -> dict:
+    """The bytes of ``names`` (and of those ``optional`` that exist) in ``folder``, all from
+    one version of it.
+
+    Every file is opened through one handle on the folder, not by its path, so a folder
+    swapped in by :func:`staged_folder` meanwhile is not mixed in: the files all come from the
+    folder as it was when the handle was taken. If that version was swapped out and files
+    vanished from it (it is deleted once replaced), :class:`FolderChanged` is raised: the
+    caller reads again, now the new version. FileNotFoundError: ``folder`` or a file of
+    ``names`` is missing from the folder in place.
+    """
+    if os.open not in os.supports_dir_fd:  # no such handles here: read by path
+        return _read_by_path(folder, names, optional)
+    handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        found = {}
+        for name in [*names, *optional]:
+            try:
+                fd = os.open(name, os.O_RDONLY, dir_fd=handle)
+            except FileNotFoundError:
+                if not _still_in_place(folder, handle):
+                    raise FolderChanged(str(folder)) from None
+                if name in optional:
+                    continue
+                raise
+            with os.fdopen(fd, "rb") as stream:
+                found[name] = stream.read()
+        return found
+    finally:
+        os.close(handle)
+
+
+def _still_in_place(folder: Path, handle: int) -> bool:
+    """``folder`` still names the folder behind ``handle`` (it was not swapped out)."""
+    try:
+        now, then = os.stat(folder), os.fstat(handle)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (then.st_dev, then.st_ino)
+
+
+def _read_by_path(folder: Path, names: Sequence[str], optional: Sequence[str]) -> dict:
+    if not folder.is_dir():
+        raise FileNotFoundError(folder)
+    found = {}
+    for name in [*names, *optional]:
+        try:
+            found[name] = (folder / name).read_bytes()
+        except FileNotFoundError:
+            if name not in optional:
+                raise
+    return found
 
 
 @contextlib.contextmanager

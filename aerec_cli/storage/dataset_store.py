@@ -11,6 +11,7 @@ Layout of one dataset folder (written whole under a temp name, then renamed into
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import time
@@ -24,8 +25,9 @@ import scipy.sparse as sp
 
 from aerec_cli import __version__
 from aerec_cli.data import downloads, readers, sample, splits
+from aerec_cli.data import table as table_checks
 from aerec_cli.errors import AerecError
-from aerec_cli.storage import atomic, locks
+from aerec_cli.storage import atomic, integrity, locks, paths
 from aerec_cli.storage.paths import default_home  # noqa: F401  (re-exported: store.default_home)
 
 FORMAT_VERSION = 1
@@ -86,17 +88,21 @@ def ingest(
     skip_bad_lines: bool = False,
     *,
     test: str | Path | None = None,
+    rating_scale: str | tuple[float, float] | None = None,
 ) -> tuple[Dataset, list[str]]:
     """Read ``source``, split it, and store it as ``HOME/datasets/NAME``. Returns warnings too.
 
     ``split`` defaults to random with ``test_fraction`` 0.1. ``test``: a second source holding
     the test split (the user's own split, read like ``source``); ``source`` is then the train
-    split, and ``split``/``test_fraction`` must be left out.
+    split, and ``split``/``test_fraction`` must be left out. ``rating_scale``: "LOW,HIGH" or
+    (low, high), the ratings' scale; ratings outside it are refused.
     """
-    name = name or _name_from_source(source)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise AerecError(f"dataset name {name!r} may hold only letters, digits, '.', '_', '-'")
-    target = home / "datasets" / name
+    if isinstance(rating_scale, str):
+        rating_scale = table_checks.parse_scale(rating_scale)
+    elif rating_scale is not None:
+        rating_scale = table_checks.parse_scale(",".join(map(str, rating_scale)))
+    name = paths.check_name(name or _name_from_source(source), "dataset")
+    target = paths.writable_folder(home, "datasets") / name
     # Checked before reading: a large source takes a while.
     if test is not None:
         test = splits.check_given(test, split, test_fraction)
@@ -109,10 +115,12 @@ def ingest(
             raise AerecError(
                 f"dataset {name} already exists at {target}; pass --force to replace it"
             )
-        table, source_path = _read(source, home, columns, sep, skip_bad_lines)
+        table, source_path = _read(source, home, columns, sep, skip_bad_lines, rating_scale)
         if test is not None:
             try:
-                test_table = readers.read_source(test, columns, sep, skip_bad_lines)
+                test_table = readers.read_source(
+                    test, columns, sep, skip_bad_lines, rating_scale=rating_scale
+                )
             except AerecError as exc:  # say which of the two sources it is about
                 raise AerecError(f"test source {test}: {exc.message}") from exc
             table, ratings, is_test, split_info = splits.combine_given(table, test_table, test)
@@ -135,14 +143,21 @@ def ingest_lock(home: Path, name: str):
     )
 
 
-def _read(source: str, home: Path, columns, sep, skip_bad_lines):
+def _read(source: str, home: Path, columns, sep, skip_bad_lines, rating_scale):
     if source == "sample":
-        return sample.sample_table(), None
+        table = sample.sample_table()
+        if rating_scale is not None:
+            table.rating_scale, table.scale_from = rating_scale, "given"
+            table_checks.finish(table)  # its ratings on the given scale, or an error
+        return table, None
     if source in downloads.KNOWN_DATASETS and not Path(source).exists():
         source_path = downloads.fetch(source, home / "cache")
     else:
         source_path = Path(source).expanduser()
-    return readers.read_source(source_path, columns, sep, skip_bad_lines), source_path
+    table = readers.read_source(
+        source_path, columns, sep, skip_bad_lines, rating_scale=rating_scale
+    )
+    return table, source_path
 
 
 def _check_split(method: str, test_fraction: float) -> None:
@@ -179,7 +194,8 @@ def _name_from_source(source: str) -> str:
     stem = path.name[: -len(".zip")] if path.name.lower().endswith(".zip") else path.stem
     if path.is_file() and stem.lower() in {"u", "ratings", "data", "u.data"}:
         stem = path.resolve().parent.name or stem
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "dataset"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem)[: paths.MAX_NAME["dataset"]]
+    return name.strip("-._") or "dataset"
 
 
 def _source_digest(path: Path | None, table: readers.RatingsTable) -> str:
@@ -248,6 +264,8 @@ def _write_dataset(folder, name, table, ratings, is_test, split_info, source, di
         }
     )
     atomic.write_text(folder / "items.csv", item_frame.to_csv(index=False))
+    # Read back from the page cache: what a reader must find, one digest per file.
+    files = {name: downloads.file_digest(folder / name) for name in integrity.DATA_FILES}
     stars, counts = np.unique(values, return_counts=True)
     meta = {
         "format_version": FORMAT_VERSION,
@@ -261,12 +279,14 @@ def _write_dataset(folder, name, table, ratings, is_test, split_info, source, di
         "train": int(train.nnz),
         "test": int(test.nnz),
         "rating_scale": list(table.rating_scale),
+        "rating_scale_from": table.scale_from,
         "histogram": {f"{v:g}": int(c) for v, c in zip(stars, counts)},
         "split": split_info,
         "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
         "created_ns": time.time_ns(),
         "aerec_version": __version__,
         "warnings": warnings,
+        "files": files,
     }
     atomic.write_json(folder / "meta.json", meta)
     return meta
@@ -274,60 +294,126 @@ def _write_dataset(folder, name, table, ratings, is_test, split_info, source, di
 
 # --- reading back ------------------------------------------------------------------------
 
+# Reads of one dataset that may meet a replacement in progress before one whole version is read.
+READ_ATTEMPTS = 5
+
+
+def scan_datasets(home: Path) -> tuple[list[dict], list[integrity.Damaged]]:
+    """(meta of every readable dataset, oldest first; the damaged ones). Only meta.json is
+    read (the matrices are checked when a dataset is loaded)."""
+    root = paths.store_folder(home, "datasets")
+    atomic.recover_folders(root)  # a replacement cut short between its renames
+    metas, broken = [], []
+    for folder in integrity.stored_entries(root):
+        meta_path = folder / "meta.json"
+        try:
+            order = (meta_path if meta_path.exists() else folder).stat().st_mtime_ns
+            meta = json.loads(meta_path.read_bytes())
+        except FileNotFoundError:
+            broken.append(integrity.Damaged(folder.name, "it has no meta.json", order))
+            continue
+        except (OSError, ValueError) as exc:
+            broken.append(integrity.Damaged(folder.name, f"meta.json: {_short(exc)}", order))
+            continue
+        problem = integrity.meta_problem(meta)
+        if problem is not None:
+            broken.append(integrity.Damaged(folder.name, problem, order))
+            continue
+        # The folder names the dataset: what --data finds it by, even if it was renamed.
+        metas.append({**meta, "name": folder.name})
+    return sorted(metas, key=_created), broken
+
 
 def list_datasets(home: Path) -> list[dict]:
-    """Meta of every stored dataset, oldest first."""
-    root = home / "datasets"
-    atomic.recover_folders(root)  # a replacement cut short between its renames
-    metas = []
-    for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        if folder.name.startswith(".") or not (folder / "meta.json").is_file():
-            continue
-        try:
-            meta = atomic.read_json(folder / "meta.json")
-        except (OSError, ValueError):
-            continue
-        metas.append(meta)
-    return sorted(metas, key=lambda m: m.get("created_ns", 0))
+    """Meta of every readable stored dataset, oldest first."""
+    return scan_datasets(home)[0]
+
+
+def _created(meta: dict) -> int:
+    return meta.get("created_ns", 0)
+
+
+def latest_name(home: Path) -> str:
+    """The name of the latest dataset ingested (the default --data). A damaged latest one is
+    an error that names it: silently using an older one would train on the wrong data."""
+    metas, broken = scan_datasets(home)
+    if not metas and not broken:
+        raise AerecError(
+            f"no dataset in {home}; ingest one first, e.g. aerec ingest sample "
+            "or aerec ingest ml-100k.zip"
+        )
+    newest = max(broken, key=lambda d: d.order, default=None)
+    if newest is not None and (not metas or newest.order > _created(metas[-1])):
+        raise AerecError(
+            f"the latest dataset, {newest.name}, is damaged ({newest.problem}): ingest it "
+            "again with --force, or pick another with --data NAME (see: aerec datasets)"
+        )
+    return metas[-1]["name"]
 
 
 def load(home: Path, name: str | None = None) -> Dataset:
-    """Load dataset ``name``, or the latest one ingested."""
-    if name is None:
-        stored = list_datasets(home)
-        if not stored:
+    """Load dataset ``name``, or the latest one ingested, as one whole version: every file is
+    read through one handle on its folder, and checked against meta.json."""
+    root = paths.store_folder(home, "datasets")
+    name = latest_name(home) if name is None else paths.check_name(name, "dataset")
+    atomic.recover_folders(root)
+    folder = root / name
+    for _ in range(READ_ATTEMPTS):
+        try:
+            files = atomic.read_files(folder, ("meta.json", *integrity.DATA_FILES))
+        except atomic.FolderChanged:
+            continue  # replaced while read (ingest --force): read the new version whole
+        except FileNotFoundError as exc:
+            if not (folder / "meta.json").is_file():
+                known = ", ".join(m["name"] for m in list_datasets(home)) or "none"
+                raise AerecError(
+                    f"no dataset named {name!r} in {home} (stored: {known}); see aerec datasets"
+                ) from exc
+            raise integrity.damaged(name, f"{Path(exc.filename or '?').name} is missing") from exc
+        except OSError as exc:
             raise AerecError(
-                f"no dataset in {home}; ingest one first, e.g. aerec ingest sample "
-                "or aerec ingest ml-100k.zip"
-            )
-        name = stored[-1]["name"]
-    atomic.recover_folders(home / "datasets")
-    folder = home / "datasets" / name
-    if not (folder / "meta.json").is_file():
-        known = ", ".join(m["name"] for m in list_datasets(home)) or "none"
-        raise AerecError(
-            f"no dataset named {name!r} in {home} (stored: {known}); see aerec datasets"
-        )
+                f"cannot read dataset {name} at {folder} ({exc.strerror or exc})"
+            ) from exc
+        return _parse(name, folder, files)
+    raise AerecError(
+        f"dataset {name} was replaced {READ_ATTEMPTS} times while it was read (another aerec "
+        "process keeps ingesting it); run the command again once that is done"
+    )
+
+
+def _parse(name: str, folder: Path, files: dict[str, bytes]) -> Dataset:
+    """A Dataset from the bytes of its files (one version), each checked before use."""
     try:
-        meta_bytes = (folder / "meta.json").read_bytes()
-        meta = json.loads(meta_bytes)
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise AerecError(
-                f"dataset {name} has format version {meta.get('format_version')}, this aerec "
-                f"reads {FORMAT_VERSION}; ingest it again with --force"
-            )
-        train = sp.load_npz(folder / "train.npz").tocsr()
-        test = sp.load_npz(folder / "test.npz").tocsr()
-        users = pd.read_csv(folder / "users.csv", dtype=str, keep_default_na=False)
-        items = pd.read_csv(folder / "items.csv", dtype=str, keep_default_na=False)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        meta = json.loads(files["meta.json"])
+    except ValueError as exc:
+        raise integrity.damaged(name, f"meta.json: {_short(exc)}") from exc
+    integrity.check_meta(meta, name)
+    if meta["format_version"] != FORMAT_VERSION:
         raise AerecError(
-            f"dataset {name} at {folder} is damaged ({type(exc).__name__}: {exc}); "
-            "ingest it again with --force"
-        ) from exc
-    if train.shape != (len(users), len(items)) or test.shape != train.shape:
-        raise AerecError(f"dataset {name} is inconsistent; ingest it again with --force")
-    # Hashed now, from the bytes just read: a re-ingest during a long training must not
-    # change the version the run records.
-    meta_hash = hashlib.sha256(meta_bytes).hexdigest()
-    return Dataset(name, folder, train, test, users["user"].to_numpy(), items, meta, meta_hash)
+            f"dataset {name} has format version {meta['format_version']}, this aerec "
+            f"reads {FORMAT_VERSION}; ingest it again with --force"
+        )
+    for filename in integrity.DATA_FILES:
+        integrity.check_digest(meta, filename, files[filename], name)
+    matrices = []
+    for filename in ("train.npz", "test.npz"):
+        try:
+            # np.load refuses pickled objects (allow_pickle=False), so nothing is unpickled.
+            matrix = sp.load_npz(io.BytesIO(files[filename]))
+        except Exception as exc:  # noqa: BLE001  (zip, npy or scipy errors: all damage)
+            raise integrity.damaged(name, f"{filename}: {_short(exc)}") from exc
+        integrity.check_matrix(matrix, filename, meta, name)
+        matrices.append(matrix)
+    users = integrity.id_rows(files["users.csv"], "users.csv", meta["users"], name)
+    rows = integrity.id_rows(files["items.csv"], "items.csv", meta["items"], name)
+    items = pd.DataFrame(rows, columns=integrity.HEADERS["items.csv"], dtype=str)
+    user_ids = np.array([row[0] for row in users], dtype=object)
+    # Hashed from the bytes just read: a re-ingest during a long training must not change
+    # the version the run records.
+    meta_hash = hashlib.sha256(files["meta.json"]).hexdigest()
+    return Dataset(name, folder, matrices[0], matrices[1], user_ids, items, meta, meta_hash)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__

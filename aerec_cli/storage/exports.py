@@ -1,6 +1,7 @@
 """Tables written to files: CSV, JSON Lines or Parquet, chosen by the file name's extension.
 
-Each file is written under a temporary name and renamed into place (atomic.atomic_open).
+Each file is written under a temporary name and renamed into place (atomic.atomic_open), as
+an export: into a folder that exists already, with the permissions the user's umask gives.
 """
 
 from __future__ import annotations
@@ -41,28 +42,26 @@ def write_columns(path: str | Path, columns: dict[str, list]) -> int:
     kind = file_format(path)
     names = list(columns)
     n_rows = len(columns[names[0]]) if names else 0
-    if path.parent != Path("") and not path.parent.is_dir():
-        raise AerecError(f"cannot write {path}: folder {path.parent} does not exist")
     try:
         if kind == "parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
 
             table = pa.table({name: columns[name] for name in names})
-            with atomic.atomic_open(path, "wb") as handle:
+            with atomic.atomic_open(path, "wb", export=True) as handle:
                 pq.write_table(table, handle)
         elif kind == "csv":
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
             writer.writerow(names)
             writer.writerows(zip(*(columns[name] for name in names)))
-            atomic.write_text(path, buffer.getvalue())
+            atomic.write_text(path, buffer.getvalue(), export=True)
         else:
             lines = (
                 json.dumps(dict(zip(names, values)), ensure_ascii=False)
                 for values in zip(*(columns[name] for name in names))
             )
-            atomic.write_text(path, "".join(line + "\n" for line in lines))
+            atomic.write_text(path, "".join(line + "\n" for line in lines), export=True)
     except OSError as exc:
         raise AerecError(f"cannot write {path} ({exc.strerror or exc})") from exc
     return n_rows

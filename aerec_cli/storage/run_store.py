@@ -9,14 +9,13 @@ import csv
 import hashlib
 import io
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aerec_cli.errors import AerecError
-from aerec_cli.storage import atomic, locks, verified
+from aerec_cli.storage import atomic, integrity, locks, paths, verified
 
 if TYPE_CHECKING:  # torch loads only where weights are read or written (fast `recommend`)
     import torch
@@ -64,6 +63,11 @@ class Run:
         expected = self._recorded_sha256(filename)
         if expected is not None:
             if hashlib.sha256(data).hexdigest() != expected:
+                if self._replaced():
+                    raise AerecError(
+                        f"run {self.name} was saved again while it was read (train --resume "
+                        "finished it); run the command again"
+                    )
                 raise AerecError(
                     f"{filename} of run {self.name} is damaged: it does not match the checksum "
                     "recorded in its config.json when it was saved; train again"
@@ -82,6 +86,13 @@ class Run:
         sums = self.config.get("sha256")
         expected = sums.get(filename) if isinstance(sums, dict) else None
         return expected if isinstance(expected, str) else None
+
+    def _replaced(self) -> bool:
+        """The run on disk is no longer the version this object was read from."""
+        try:
+            return _read_run(self.path).config != self.config
+        except AerecError:
+            return True
 
     def load_model(self, device: torch.device) -> RatingAutoencoder:
         from safetensors import SafetensorError
@@ -155,11 +166,15 @@ class Run:
         self.check_resumable()
         data = self.read_checked(RESUME_TENSORS)
         try:
-            return load(data), atomic.read_json(self.path / RESUME_INFO)
+            tensors, info = load(data), atomic.read_json(self.path / RESUME_INFO)
+            problem = _resume_problem(info)
+            if problem is not None:
+                raise ValueError(problem)
         except (SafetensorError, OSError, ValueError) as exc:
             raise AerecError(
                 f"the resume state of run {self.name} is damaged ({_first_line(exc)}); train again"
             ) from exc
+        return tensors, info
 
     def check_resumable(self) -> None:
         """An interrupted run has resume.json; any other is an error saying what it is."""
@@ -182,9 +197,7 @@ def new_run_name(home: Path, dataset: str, kind: str) -> str:
 
 
 def check_run_name(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise AerecError(f"run name {name!r} may hold only letters, digits, '.', '_', '-'")
-    return name
+    return paths.check_name(name, "run")
 
 
 def save_run(
@@ -209,7 +222,7 @@ def save_run(
 
     if model is None and ranker is None:
         raise ValueError("a run needs a rating model, a ranker or both")
-    target = home / "runs" / check_run_name(name)
+    target = paths.writable_folder(home, "runs") / check_run_name(name)
     if target.exists() and not replace:
         raise AerecError(f"run {name} already exists; pick another --run name")
     tensors = {}
@@ -239,8 +252,8 @@ def save_run(
 def run_lock(home: Path, name: str):
     """Held while training into run NAME: a second process is refused, not interleaved."""
     return locks.name_lock(
-        home / "runs",
-        name,
+        paths.writable_folder(home, "runs"),
+        check_run_name(name),
         f"run {name} is being trained by another aerec process; wait for it to end or pick "
         "another --run name",
     )
@@ -255,29 +268,50 @@ def _history_csv(history: list[dict]) -> str:
     return out.getvalue()
 
 
-def list_runs(home: Path) -> list[Run]:
-    """Every readable run, oldest first."""
-    root = home / "runs"
+def scan_runs(home: Path) -> tuple[list[Run], list[integrity.Damaged]]:
+    """(every readable run, oldest first; the damaged ones)."""
+    root = paths.store_folder(home, "runs")
     atomic.recover_folders(root)  # a replacement cut short between its renames
-    runs = []
-    for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        if folder.name.startswith(".") or not (folder / CONFIG).is_file():
-            continue
+    runs, broken = [], []
+    for folder in integrity.stored_entries(root):
         try:
             runs.append(_read_run(folder))
-        except AerecError:
-            continue
-    return sorted(runs, key=lambda r: r.config.get("created", ""))
+        except DamagedRun as exc:
+            config = folder / CONFIG
+            order = (config if config.exists() else folder).stat().st_mtime_ns
+            broken.append(integrity.Damaged(folder.name, exc.reason, order))
+    return sorted(runs, key=_created), broken
+
+
+def list_runs(home: Path) -> list[Run]:
+    """Every readable run, oldest first."""
+    return scan_runs(home)[0]
+
+
+def _created(run: Run) -> int:
+    """When a run was saved, in ns (config.json's "created"; its file's time if unset)."""
+    try:
+        return int(datetime.fromisoformat(run.config["created"]).timestamp() * 1e9)
+    except (KeyError, TypeError, ValueError):
+        return (run.path / CONFIG).stat().st_mtime_ns
 
 
 def load_run(home: Path, name: str | None = None) -> Run:
+    """Run ``name``, or the latest; a damaged latest run is an error that names it."""
     if name is None:
-        runs = list_runs(home)
+        runs, broken = scan_runs(home)
+        newest = max(broken, key=lambda d: d.order, default=None)
+        if newest is not None and (not runs or newest.order > _created(runs[-1])):
+            raise AerecError(
+                f"the latest run, {newest.name}, is damaged ({newest.problem}); train it "
+                "again, or pick another with --run NAME (see: aerec runs)"
+            )
         if not runs:
             raise AerecError(f"no trained run in {home}; train one first: aerec train")
         return runs[-1]
-    folder = home / "runs" / name
-    atomic.recover_folders(home / "runs")
+    root = paths.store_folder(home, "runs")
+    folder = root / check_run_name(name)
+    atomic.recover_folders(root)
     if not (folder / CONFIG).is_file():
         known = ", ".join(r.name for r in list_runs(home)[-5:]) or "none"
         raise AerecError(f"no run named {name!r} in {home} (latest: {known}); see aerec runs")
@@ -285,25 +319,86 @@ def load_run(home: Path, name: str | None = None) -> Run:
 
 
 def _read_run(folder: Path) -> Run:
+    """The run in ``folder``: config.json and metrics.json of one version, checked."""
     try:
-        config = atomic.read_json(folder / CONFIG)
-        metrics = atomic.read_json(folder / METRICS) if (folder / METRICS).is_file() else {}
-        if not isinstance(config, dict):
-            raise ValueError("config.json is not an object")
-        # A ranking-only run (--objective ranking) has its ranker and no rating model.
-        if not any(isinstance(config.get(key), dict) for key in ("model", "ranker")):
-            raise ValueError("config.json lacks the model")
-        if not isinstance(config.get("dataset"), str):
-            raise ValueError("config.json lacks the dataset")
-        if config.get("orientation") not in ("item", "user"):
-            raise ValueError("config.json lacks the orientation")
-        if not isinstance(metrics, dict):
-            raise ValueError("metrics.json is not an object")
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
-        raise AerecError(
-            f"run {folder.name} is damaged ({_first_line(exc)}); train it again"
-        ) from exc
+        files = atomic.read_files(folder, [CONFIG], optional=[METRICS])
+        config = json.loads(files[CONFIG])
+        metrics = json.loads(files[METRICS]) if METRICS in files else {}
+        problem = _config_problem(config) or _metrics_problem(metrics)
+        if problem is not None:
+            raise ValueError(problem)
+    except atomic.FolderChanged:
+        return _read_run(folder)  # saved again meanwhile: read the new version
+    except FileNotFoundError as exc:
+        raise DamagedRun(folder.name, f"it has no {CONFIG}") from exc
+    except (OSError, ValueError) as exc:
+        raise DamagedRun(folder.name, _first_line(exc)) from exc
     return Run(folder.name, folder, config, metrics)
+
+
+class DamagedRun(AerecError):
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"run {name} is damaged ({reason}); train it again")
+        self.reason = reason
+
+
+def _config_problem(config) -> str | None:
+    # A ranking-only run (--objective ranking) has its ranker and no rating model.
+    if not isinstance(config, dict) or not any(
+        isinstance(config.get(key), dict) for key in ("model", "ranker")
+    ):
+        return "config.json lacks the model"
+    dataset = config.get("dataset")
+    if not isinstance(dataset, str):
+        return "config.json lacks the dataset"
+    try:
+        paths.check_name(dataset, "dataset")  # a hand-edited "../x" must not leave datasets/
+    except AerecError as exc:
+        return f"config.json: {exc.message}"
+    if config.get("orientation") not in ("item", "user"):
+        return "config.json lacks the orientation"
+    if not isinstance(config.get("kind"), str) or not isinstance(config.get("train"), dict):
+        return "config.json lacks the kind or the training settings"
+    if not isinstance(config.get("created", ""), str):
+        return "config.json's 'created' is not a time"
+    return None
+
+
+def _metrics_problem(metrics) -> str | None:
+    """What `aerec runs` and the commands read from metrics.json, of the wrong type."""
+    if not isinstance(metrics, dict):
+        return "metrics.json is not an object"
+    for key in ("val_rmse", "best_val_rmse"):
+        if not _number_or_none(metrics.get(key)):
+            return f"metrics.json's {key!r} is not a number"
+    epochs = metrics.get("epochs_run")
+    if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool)):
+        return "metrics.json's 'epochs_run' is not a whole number"
+    test = metrics.get("test", {})
+    if not isinstance(test, dict) or not _number_or_none(test.get("rmse")):
+        return "metrics.json's 'test' is not the test split's metrics"
+    if not isinstance(metrics.get("status", ""), str):
+        return "metrics.json's 'status' is not text"
+    return None
+
+
+def _resume_problem(info) -> str | None:
+    """resume.json holds what Trainer.restore reads, of the right types."""
+    if not isinstance(info, dict):
+        return "resume.json is not an object"
+    for key in ("epoch", "best_epoch"):
+        if not isinstance(info.get(key), int) or isinstance(info.get(key), bool):
+            return f"resume.json's {key!r} is not a whole number"
+    for key in ("best_rmse", "seconds"):
+        if not _number_or_none(info.get(key)) or info.get(key) is None:
+            return f"resume.json's {key!r} is not a number"
+    if not isinstance(info.get("history"), list) or not isinstance(info.get("adam_groups"), list):
+        return "resume.json lacks the history or the optimiser's settings"
+    return None
+
+
+def _number_or_none(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
 def _now() -> str:

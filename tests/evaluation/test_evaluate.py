@@ -434,7 +434,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 def test_plot_writes_a_png_of_the_latest_run(trained, tmp_path):
     pytest.importorskip("matplotlib")
-    target = tmp_path / "out" / "curves.png"
+    target = tmp_path / "curves.png"  # into a folder that exists: -o never creates one
     result = ok(run_cli(trained, "plot", "-o", target))
     assert "user-run" in result.stdout and str(target) in result.stdout
     width, height = png_size(target.read_bytes())
