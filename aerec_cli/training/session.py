@@ -135,7 +135,7 @@ class Trainer:
         # the number of ratings. Its gradient, 2 * scale * W, is added by Adam's (coupled)
         # weight_decay on the weights only: the same update as the term in the loss, without
         # an extra pass over every weight for the forward and the backward.
-        l2_scale = config.l2 / (2.0 * fit_matrix.nnz)
+        l2_scale = config.l2(fit_matrix.nnz) / (2.0 * fit_matrix.nnz)
         named = list(self.model.named_parameters())
         self.optimizer = torch.optim.Adam(
             [
