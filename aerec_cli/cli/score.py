@@ -26,25 +26,27 @@ RECOMMEND_EPILOG = "\n\n".join(
         "by damped popularity, (sum of ratings + 10 x global mean) / (count + 10), and says so.",
         "--all-users: every user's top N, written to -o FILE (.csv, .parquet or .jsonl; columns "
         "user, rank, item, title, score).",
-        "--explain: for each item, the 3 rated items that weigh most in it, with sign. "
-        "User-oriented model: leave-one-out, the change in the item's predicted stars when that "
-        "one rating is dropped from the user's input. Item-oriented model (a user's other "
-        "ratings are not part of an item's input): cosine similarity of the two items' encoder "
-        "codes (centred on the mean code) x (the rating - the user's mean rating). A run trained "
-        "with --objective ranking: leave-one-out on its ranker, the change in the item's ranking "
-        "score.",
+        "--explain: for each item, up to 3 of your ratings that raise it most, by the model the "
+        "list follows. By rank: leave-one-out on the ranker, how much lower the item's ranking "
+        "score would be without that rating. By stars, user-oriented model: the same on its "
+        "predicted stars. By stars, item-oriented model (a user's other ratings are not part of "
+        "an item's input): cosine similarity of the two items' encoder codes (centred on the "
+        "mean code) x (the rating - the user's mean rating).",
     ]
 )
 
 
 def _because(reasons: list[dict]) -> str:
-    """One line per reason: title (rating[, code similarity], signed effect)."""
-    return "\n".join(
-        f"{r['title']} (rated {r['rating']:g}, "
-        + (f"similarity {r['similarity']:+.2f}, " if "similarity" in r else "")
-        + f"{r['effect']:+.2f})"
-        for r in reasons
-    )
+    """The reasons as the end of a sentence that starts "because": one rated item per line,
+    with its number (whose meaning the list's footer states once)."""
+    if not reasons:
+        return "no one rating of yours: users with ratings like yours favour it"
+    lines = [f"{r['title']} {_stars(r['rating'])} ({r['effect']:+.2f})" for r in reasons]
+    return "\n".join(("you rated " if k == 0 else "and ") + line for k, line in enumerate(lines))
+
+
+def _stars(rating: float) -> str:
+    return f"{rating:g} star" + ("" if rating == 1 else "s")
 
 
 @app.command(epilog=RECOMMEND_EPILOG)
@@ -201,13 +203,18 @@ def _print_listing(result: dict, title: str, *, include_rated: bool, explain: bo
         if include_rated:
             row.append("" if entry["rating"] is None else f"{entry['rating']:g}")
         if explain:
-            row.append(_because(entry["because"]))
+            popular = result.get("method") == "popularity"
+            row.append(
+                "it is popular (too few ratings for the model)"
+                if popular
+                else _because(entry["because"])
+            )
         rows.append(row)
     if explain:
         columns.append("because")
     output.out.print(output.table(f"{title} (run {result['run']})", columns, rows))
     if explain:
-        output.out.print(f"because: {result['explain_method']}")
+        output.out.print(result["explain_method"])
 
 
 def _recommend_all(settings: Settings, path: Path, **options) -> None:

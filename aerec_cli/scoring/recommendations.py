@@ -9,14 +9,14 @@ How each answer is made:
   without a ranker, or ``order="stars"``), with the model's predicted stars; the user's
   training ratings are left out unless ``include_rated``. A run trained with --objective
   ranking has no rating model: its lists show no stars, and ``order="stars"`` is an error.
-- explanation (``explain``): for a user-oriented model, leave-one-out on the input: drop one
-  rated item j from the user's input vector and measure how much the recommended item's raw
-  predicted stars change (the effect of j). For an item-oriented model, user u's other ratings
-  are not part of item i's input, so the weight of j is the cosine similarity of the encoder
-  codes of i and j (centred on the mean code) times the user's rating of j minus the user's
-  mean rating. A run without a rating model is explained by leave-one-out on its ranker (the
-  change in the item's ranking score). Either way the three rated items with the largest
-  absolute effect are listed, with its sign.
+- explanation (``explain``): each listed item is explained by the model its list follows. A
+  list by rank (the ranker): leave-one-out on the ranker, the fall in the item's ranking score
+  when one rating is dropped from the user's row. A list by stars: for a user-oriented model,
+  leave-one-out on the input (the fall in the item's raw predicted stars); for an
+  item-oriented model, whose item inputs do not hold the user's other ratings, the cosine
+  similarity of the encoder codes of i and j (centred on the mean code) times the user's
+  rating of j minus the user's mean rating. The up to three rated items that raise the item
+  most are listed (none where no rating raises it).
 - new user (ratings not in the data, no retraining): a user-oriented model encodes the new
   rating vector; an item-oriented model gets a new output unit, fitted by ridge regression
   (network.fold_in). With fewer than MIN_RATINGS usable ratings the list is items ranked by a
@@ -44,12 +44,14 @@ USER_CHUNK = 256  # users per step of --all-users
 # predicted stars (the rating autoencoder alone, as before runs learnt to rank).
 ORDERS = ("rank", "stars")
 
-# How --explain weighs a rated item, by the model it reads: the rating autoencoder of each
-# orientation, or the ranker of a run that has no rating autoencoder (--objective ranking).
+# How --explain weighs a rated item, by the model the list follows: the ranker (lists by
+# rank), or the rating autoencoder of each orientation (lists by stars). Each text says once
+# what the number beside a reason means.
 EXPLAIN_METHODS = {
-    "user": "leave-one-out: change in the item's predicted stars when that rating is dropped",
-    "item": "item-code similarity x (rating - the user's mean rating)",
-    "ranker": "leave-one-out: change in the item's ranking score when that rating is dropped",
+    "ranker": "(+x): how much lower the item's ranking score (in standard deviations over "
+    "all items) would be without that rating",
+    "user": "(+x): how much lower the item's predicted stars would be without that rating",
+    "item": "(+x): similarity of the two items' codes x (that rating - your mean rating)",
 }
 
 
@@ -121,7 +123,8 @@ def recommend_for_user(
         include_rated=include_rated,
     )
     if explain:
-        _add_explanations(served, result, best, cols, stars)
+        by_ranker = order == "rank" and served.ranks
+        _add_explanations(served, result, best, cols, stars, by_ranker=by_ranker)
     return result
 
 
@@ -206,7 +209,7 @@ def recommend_for_new_user(
             f"{POPULARITY_DAMPING:g} x global mean) / (count + {POPULARITY_DAMPING:g})"
         )
     if explain and method == "model":
-        _add_explanations(served, result, best, cols[usable], stars[usable])
+        _add_explanations(served, result, best, cols[usable], stars[usable], by_ranker=by_ranker)
     elif explain:
         result.explain_method = "popularity: no explanation from the model"
     return result, warnings
@@ -275,23 +278,28 @@ def _add_explanations(
     best: np.ndarray,
     cols: np.ndarray,
     stars: np.ndarray,
+    *,
+    by_ranker: bool,
 ) -> None:
-    result.explain_method = EXPLAIN_METHODS[served.orientation if served.rates else "ranker"]
-    because = explain_items(served, best, cols, stars)
+    """Explain each listed item by the model its list follows (the ranker, or the stars)."""
+    by_ranker = by_ranker or not served.rates
+    result.explain_method = EXPLAIN_METHODS["ranker" if by_ranker else served.orientation]
+    because = explain_items(served, best, cols, stars, by_ranker=by_ranker)
     for entry, reasons in zip(result.items, because):
         entry.because = reasons
 
 
 def explain_items(
-    served: Scorer, targets: np.ndarray, cols: np.ndarray, stars: np.ndarray
+    served: Scorer, targets: np.ndarray, cols: np.ndarray, stars: np.ndarray, *, by_ranker: bool
 ) -> list[list[Reason]]:
-    """For each target item, the rated items (cols, stars) that weigh most in its score."""
+    """For each target item, the rated items (cols, stars) that raise its score most (up to
+    EXPLAIN_TOP, largest first; none where no rating raises it)."""
     targets = np.asarray(targets, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
     stars = np.asarray(stars, dtype=np.float64)
     if len(cols) == 0 or len(targets) == 0:
         return [[] for _ in targets]
-    effects, extra = _effects(served, targets, cols, stars)
+    effects, extra = _effects(served, targets, cols, stars, by_ranker=by_ranker)
     items = served.items
     seen = served.item_seen
     explained = []
@@ -299,7 +307,7 @@ def explain_items(
         if not seen[targets[t]]:  # scored by the bias baseline: the ratings play no part
             explained.append([])
             continue
-        order = np.lexsort((cols, -np.abs(row)))[:EXPLAIN_TOP]
+        order = [k for k in np.lexsort((cols, -row))[:EXPLAIN_TOP] if row[k] > 0]
         reasons = [
             Reason(
                 item=items.ids[cols[k]],
@@ -315,11 +323,11 @@ def explain_items(
 
 
 def _effects(
-    served: Scorer, targets: np.ndarray, cols: np.ndarray, stars: np.ndarray
+    served: Scorer, targets: np.ndarray, cols: np.ndarray, stars: np.ndarray, *, by_ranker: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(effect of each rated item on each target, targets x rated; the code similarities
     behind them, for an item-oriented model only), by the method EXPLAIN_METHODS names."""
-    if not served.rates:  # the ranker, which reads the user's whole row
+    if by_ranker:  # the ranker, which reads the user's whole row
         data = stars.astype(np.float32)
         full = served.rank_rows(np.array([0, len(cols)]), cols, data)[0]
         without = served.rank_without_each(cols, data)

@@ -133,13 +133,14 @@ def test_explain_leaves_each_rating_out_of_the_ranker(planted):
     everything = scores(np.ones(len(cols), dtype=bool))
     for entry in result["items"]:
         target = served.item_index(entry["item"])
-        assert len(entry["because"]) == 3
+        assert 1 <= len(entry["because"]) <= 3
         for reason in entry["because"]:
+            assert reason["effect"] > 0  # only the ratings that raise the item
             assert "similarity" not in reason and reason["item"] in rated_ids(served, "3")
             without = scores(cols != served.item_index(reason["item"]))
             assert reason["effect"] == pytest.approx(everything[target] - without[target], abs=2e-4)
     new_user = rec(planted, "--rate", "1=5", "--rate", "2=4", "--top", "2", "--explain")
-    assert all(len(entry["because"]) == 2 for entry in new_user["items"])
+    assert all(1 <= len(entry["because"]) <= 2 for entry in new_user["items"])
 
 
 def test_similar_and_embed_use_the_rankers_item_embedding(planted, tmp_path):

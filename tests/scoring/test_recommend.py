@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 from aerec_cli.scoring import network, outliers, scorer, serving_file
+from aerec_cli.scoring.recommendations import EXPLAIN_METHODS
 from aerec_cli.storage import dataset_store, run_store
 from tests import fixtures
 from tests.helpers import (
@@ -139,8 +141,9 @@ def test_include_rated_table_and_csv(trained):
 
 
 def test_explain_user_orientation_is_leave_one_out(trained, train_frame):
-    result = rec(trained, "--user", "6", "--top", "4", "--run", "user-run", "--explain")
-    assert result["explain_method"].startswith("leave-one-out")
+    args = ["--user", "6", "--top", "4", "--run", "user-run", "--order", "stars", "--explain"]
+    result = rec(trained, *args)
+    assert result["explain_method"] == EXPLAIN_METHODS["user"]
     model = run_store.load_run(trained, "user-run").load_model(CPU)
     index = item_index(trained)
     own = rated_by(train_frame, "6")
@@ -159,7 +162,8 @@ def test_explain_user_orientation_is_leave_one_out(trained, train_frame):
         if entry["item"] not in seen(train_frame):
             assert entry["because"] == []
             continue
-        expected = sorted(own, key=lambda i: -abs(float(effects[i][target])))[:3]
+        ordered = sorted(own, key=lambda i: -float(effects[i][target]))[:3]
+        expected = [i for i in ordered if float(effects[i][target]) > 0]  # only what raises it
         assert [r["item"] for r in entry["because"]] == expected
         for reason in entry["because"]:
             assert reason["rating"] == own[reason["item"]]
@@ -169,8 +173,9 @@ def test_explain_user_orientation_is_leave_one_out(trained, train_frame):
 
 
 def test_explain_item_orientation_is_code_similarity(trained, train_frame):
-    result = rec(trained, "--user", "6", "--top", "4", "--run", "item-run", "--explain")
-    assert result["explain_method"].startswith("item-code similarity")
+    args = ["--user", "6", "--top", "4", "--run", "item-run", "--order", "stars", "--explain"]
+    result = rec(trained, *args)
+    assert result["explain_method"] == EXPLAIN_METHODS["item"]
     own = rated_by(train_frame, "6")
     mean = np.mean(list(own.values()))
     served = scorer.open_run(trained, "item-run")
@@ -182,7 +187,7 @@ def test_explain_item_orientation_is_code_similarity(trained, train_frame):
             assert entry["because"] == []
             continue
         weight = {i: float(unit[target] @ unit[index[i]]) * (s - mean) for i, s in own.items()}
-        expected = sorted(own, key=lambda i: -abs(weight[i]))[:3]
+        expected = [i for i in sorted(own, key=lambda i: -weight[i])[:3] if weight[i] > 0]
         assert [r["item"] for r in entry["because"]] == expected
         for reason in entry["because"]:
             assert reason["effect"] == pytest.approx(weight[reason["item"]], abs=1e-3)
@@ -210,11 +215,26 @@ def item_index_users(home) -> dict[str, int]:
 
 def test_explain_table_and_csv(trained):
     table = ok(run_cli(trained, "recommend", "--user", "6", "--top", "2", "--explain"))
-    assert "because" in table.stdout and "rated" in table.stdout
-    assert "leave-one-out" in table.stdout
+    assert "because" in table.stdout and "you rated" in table.stdout
+    assert table.stdout.rstrip().endswith("would be without that rating")  # said once
     result = ok(run_cli(trained, "recommend", "--user", "6", "--explain", "--format", "csv"))
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert len(rows) == 10 and all(row["because"].count("rated") == 3 for row in rows)
+    assert len(rows) == 10
+    for row in rows:  # a sentence: "you rated A 5 stars (+0.12); and B 4 stars (+0.05)"
+        sentence = r"you rated .+ [0-9.]+ stars? \(\+[0-9.]+\)(; and .+)*|no one rating of yours.*"
+        assert re.fullmatch(sentence, row["because"])
+
+
+def test_explain_follows_the_order_of_the_list(trained):
+    """By rank, the ranker's leave-one-out explains; by stars, the rating model's method."""
+    for run, method in (("item-run", "item"), ("user-run", "user")):
+        by_rank = rec(trained, "--user", "6", "--top", "3", "--run", run, "--explain")
+        assert by_rank["explain_method"] == EXPLAIN_METHODS["ranker"]
+        by_stars = rec(trained, "--user", "6", "--run", run, "--order", "stars", "--explain")
+        assert by_stars["explain_method"] == EXPLAIN_METHODS[method]
+        for entry in by_rank["items"]:
+            effects = [r["effect"] for r in entry["because"]]
+            assert effects == sorted(effects, reverse=True) and all(e > 0 for e in effects)
 
 
 def test_help_states_the_explain_method(trained):
@@ -298,12 +318,14 @@ def test_explain_for_a_new_user(trained, train_frame):
     rated = sorted(seen(train_frame), key=int)[:3]
     for run in RUNS:
         rates = [f"--rate={item}={stars}" for item, stars in zip(rated, (4, 1, 5))]
-        result = rec(trained, *rates, "--explain", "--top", "3", "--run", run)
-        method = "leave-one-out" if run == "user-run" else "item-code similarity"
-        assert result["explain_method"].startswith(method)
-        for entry in result["items"]:
-            expected = set(rated) if entry["item"] in seen(train_frame) else set()
-            assert {r["item"] for r in entry["because"]} == expected
+        for order, method in (("rank", "ranker"), ("stars", run.split("-")[0])):
+            args = [*rates, "--explain", "--top", "3", "--run", run, "--order", order]
+            result = rec(trained, *args)
+            assert result["explain_method"] == EXPLAIN_METHODS[method]
+            for entry in result["items"]:
+                allowed = set(rated) if entry["item"] in seen(train_frame) else set()
+                assert {r["item"] for r in entry["because"]} <= allowed
+                assert all(r["effect"] > 0 for r in entry["because"])
 
 
 def test_unknown_items_are_warned_about_and_dropped(trained):
