@@ -97,7 +97,7 @@ def root(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed for splits, initialisation and shuffling."),
     threads: int = typer.Option(
-        None, "--threads", min=1, help="CPU threads \\[default: the CPUs this process may use]."
+        None, "--threads", help="CPU threads \\[default: the CPUs this process may use]."
     ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Print more detail to stderr."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print no progress to stderr."),
@@ -106,7 +106,11 @@ def root(
     ),
 ):
     from aerec_cli.storage.paths import default_home
+    from aerec_cli.training.config import SEED, check_threads
 
+    # Checked here, where they are declared, before any command reads them.
+    SEED.check(seed)
+    check_threads(threads)
     ctx.obj = Settings((home or default_home()).expanduser(), device, seed, threads, verbose, quiet)
 
 
