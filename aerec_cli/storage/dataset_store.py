@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from aerec_cli import __version__
 from aerec_cli.data import downloads, readers, sample, splits
 from aerec_cli.errors import AerecError
-from aerec_cli.storage import atomic, locks
+from aerec_cli.storage import atomic, locks, names
 from aerec_cli.storage.paths import default_home  # noqa: F401  (re-exported: store.default_home)
 
 FORMAT_VERSION = 1
@@ -93,9 +93,7 @@ def ingest(
     the test split (the user's own split, read like ``source``); ``source`` is then the train
     split, and ``split``/``test_fraction`` must be left out.
     """
-    name = name or _name_from_source(source)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise AerecError(f"dataset name {name!r} may hold only letters, digits, '.', '_', '-'")
+    name = check_dataset_name(name or _name_from_source(source))
     target = home / "datasets" / name
     # Checked before reading: a large source takes a while.
     if test is not None:
@@ -123,6 +121,10 @@ def ingest(
         with atomic.staged_folder(target, replace=force) as folder:
             meta = _write_dataset(folder, name, table, ratings, is_test, split_info, source, digest)
     return load(home, name), table.warnings + meta.get("warnings", [])
+
+
+def check_dataset_name(name: str) -> str:
+    return names.check_name(name, "dataset", "--name")
 
 
 def ingest_lock(home: Path, name: str):

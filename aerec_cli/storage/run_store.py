@@ -9,14 +9,13 @@ import csv
 import hashlib
 import io
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aerec_cli.errors import AerecError
-from aerec_cli.storage import atomic, locks
+from aerec_cli.storage import atomic, locks, names
 
 if TYPE_CHECKING:  # torch loads only where weights are read or written (fast `recommend`)
     import torch
@@ -136,18 +135,19 @@ class Run:
 
 
 def new_run_name(home: Path, dataset: str, kind: str) -> str:
+    """DATASET-KIND-TIME, with the dataset's part cut short where the whole would be too long
+    to store (room is kept for a "-N" that tells apart runs started in the same second)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = f"{dataset}-{kind}-{stamp}"
+    suffix = f"-{kind}-{stamp}"
+    base = names.shortened(dataset, names.MAX_LENGTH - len(suffix) - 4) + suffix
     name, n = base, 2
     while (home / "runs" / name).exists():
         name, n = f"{base}-{n}", n + 1
-    return name
+    return check_run_name(name)
 
 
 def check_run_name(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise AerecError(f"run name {name!r} may hold only letters, digits, '.', '_', '-'")
-    return name
+    return names.check_name(name, "run", "--run")
 
 
 def save_run(
