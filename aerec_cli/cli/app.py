@@ -16,9 +16,11 @@ from aerec_cli.errors import AerecError
 
 
 class AerecGroup(TyperGroup):
-    """Turns AerecError and click usage errors into one line on stderr and an exit code."""
+    """Turns AerecError and click usage errors into one line on stderr and an exit code, and
+    takes the global options after the command too (`aerec train -q`)."""
 
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
+        args = self.globals_first(list(sys.argv[1:] if args is None else args))
         try:
             result = super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
         except AerecError as exc:
@@ -36,6 +38,53 @@ class AerecGroup(TyperGroup):
             _fail(f"{exc.format_message()}{hint}", exc.exit_code)
         sys.exit(result if isinstance(result, int) else 0)
 
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # Typer would turn it into a silent exit 130: say it, as for every other stop.
+            raise AerecError("interrupted", exit_code=130) from None
+
+    def globals_first(self, args: list[str]) -> list[str]:
+        """``args`` with the global options that follow the command name moved before it, so
+        that `aerec train --seed 1 -q` means `aerec --seed 1 -q train`. The command's own
+        options (and their values) stay, and so does everything after `--`."""
+        global_options = _option_arities(self.params)
+        at = 0
+        while at < len(args) and args[at].startswith("-") and args[at] not in ("-", "--"):
+            at += 1 + _takes_value(args[at], global_options)
+        command = self.commands.get(args[at]) if at < len(args) else None
+        if command is None:  # no command, or an unknown one: click says so
+            return args
+        own = _option_arities(command.params)
+        moved, kept, index = [], [], at + 1
+        while index < len(args):
+            token = args[index]
+            if token == "--":
+                kept += args[index:]
+                break
+            name = token.split("=", 1)[0]
+            target = moved if name in global_options and name not in own else kept
+            width = 1 + _takes_value(token, own if target is kept else global_options)
+            target += args[index : index + width]
+            index += width
+        return args[:at] + moved + [args[at]] + kept
+
+
+def _option_arities(params) -> dict[str, bool]:
+    """Each option string of ``params`` -> whether it takes a value (False for flags)."""
+    arities = {}
+    for param in params:
+        if param.param_type_name == "option":
+            for flag in [*param.opts, *param.secondary_opts]:
+                arities[flag] = not param.is_flag and not getattr(param, "count", False)
+    return arities
+
+
+def _takes_value(token: str, arities: dict[str, bool]) -> int:
+    """1 when ``token`` is an option whose value is the next argument (not `--opt=value`)."""
+    return int("=" not in token and arities.get(token, False))
+
 
 def _fail(message: str, code: int):
     flat = " ".join(message.split())
@@ -45,7 +94,8 @@ def _fail(message: str, code: int):
 
 app = typer.Typer(
     cls=AerecGroup,
-    help="aerec: rating prediction and top-N recommendation with autoencoders.",
+    help="aerec: rating prediction and top-N recommendation with autoencoders.\n\n"
+    "The options below also work after the command: aerec train -q is aerec -q train.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
