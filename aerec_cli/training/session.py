@@ -34,7 +34,7 @@ from aerec_cli.scoring import serving_file
 from aerec_cli.storage import dataset_store, run_store
 from aerec_cli.training.config import TrainConfig
 from aerec_cli.training.distributed import World
-from aerec_cli.training.pretraining import pretrain
+from aerec_cli.training.pretraining import LayerwisePretraining, adam_tensors, load_adam
 
 
 @dataclass
@@ -147,6 +147,15 @@ class Trainer:
             ],
             lr=config.lr,
         )
+        self.pretraining = LayerwisePretraining(
+            self.model,
+            self.inputs,
+            epochs=config.pretrain_epochs,
+            lr=config.lr,
+            batch_size=config.batch_size,
+            cd_steps=config.options.get("cd_steps"),  # deep's RBMs only; stacked has none
+            generator=self.generator,
+        )
         _keep_freed_memory()
         self.history: list[dict] = []
         self.epoch, self.best_epoch, self.best_rmse = 0, 0, float("inf")
@@ -161,17 +170,11 @@ class Trainer:
         """
         started = time.perf_counter() - self.seconds
         config = self.config
-        if self.epoch == 0 and self.model.pretraining and config.pretrain_epochs:
-            self.history += pretrain(
-                self.model,
-                self.inputs,
-                config.pretrain_epochs,
-                config.lr,
-                config.batch_size,
-                config.options.get("cd_steps"),  # deep's RBMs only; stacked has none
-                self.generator,
-                self.on_epoch,
-            )
+        if not self.pretraining.done:
+            # Stopped after any pretraining epoch, as after any fine-tuning one.
+            if not self.pretraining.run(self._record, lambda: self._stop_agreed(stop)):
+                self.seconds = time.perf_counter() - started
+                raise TrainingStopped(self, "interrupted")
         while self.epoch < config.epochs and self.epoch - self.best_epoch < config.patience:
             t0 = time.perf_counter()
             loss, val_rmse = self._epoch()
@@ -187,22 +190,29 @@ class Trainer:
                 "val_rmse": round(val_rmse, 6),
                 "seconds": round(time.perf_counter() - t0, 4),
             }
-            self.history.append(row)
-            if self.on_epoch:
-                self.on_epoch(row)
+            self._record(row)
             if val_rmse < self.best_rmse - 1e-6:
                 self.best_rmse, self.best_epoch = val_rmse, self.epoch
                 self.best_state = copy.deepcopy(self.model.state_dict())
             self._maybe_decay_lr()
             self.seconds = time.perf_counter() - started
-            # Every process must stop at the same epoch, so the flag is summed over them.
-            wants_stop = torch.tensor(float(stop()), device=self.device)
-            if self.epoch < config.epochs and float(self.world.sum(wants_stop)) > 0:
+            if self.epoch < config.epochs and self._stop_agreed(stop):
                 raise TrainingStopped(self, "interrupted")
         self.model.load_state_dict(self.best_state)
         return FitResult(
             self.model.eval(), self.history, self.best_epoch, self.best_rmse, self.seconds
         )
+
+    def _record(self, row: dict) -> None:
+        self.history.append(row)
+        if self.on_epoch:
+            self.on_epoch(row)
+
+    def _stop_agreed(self, stop: Callable[[], bool]) -> bool:
+        """Whether any process was asked to stop: all of them must stop at the same epoch,
+        so the flag is summed over them."""
+        wants_stop = torch.tensor(float(stop()), device=self.device)
+        return float(self.world.sum(wants_stop)) > 0
 
     def _maybe_decay_lr(self) -> None:
         """Halve the step size each time --lr-patience epochs pass without a better epoch."""
@@ -240,9 +250,10 @@ class Trainer:
         """Tensors (for safetensors) and plain values (for JSON) that resume this run."""
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update({f"best.{k}": v for k, v in (self.best_state or {}).items()})
-        optimizer = self.optimizer.state_dict()
-        for index, slots in optimizer["state"].items():
-            tensors.update({f"adam.{index}.{name}": t for name, t in slots.items()})
+        adam, groups = adam_tensors(self.optimizer)
+        tensors.update({f"adam.{k}": v for k, v in adam.items()})
+        pretraining, pretrain_info = self.pretraining.state()
+        tensors.update({f"pretrain.adam.{k}": v for k, v in pretraining.items()})
         tensors["generator"] = self.generator.get_state()
         info = {
             "epoch": self.epoch,
@@ -250,7 +261,8 @@ class Trainer:
             "best_rmse": self.best_rmse,
             "history": self.history,
             "seconds": self.seconds,
-            "adam_groups": optimizer["param_groups"],
+            "adam_groups": groups,
+            "pretrain": pretrain_info,  # None once pretraining is over
         }
         return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, info
 
@@ -261,13 +273,8 @@ class Trainer:
         self.model.load_state_dict(part("model."))
         best = part("best.")
         self.best_state = {k: v.to(self.device) for k, v in best.items()} or None
-        slots: dict[int, dict] = {}
-        for key, value in part("adam.").items():
-            index, name = key.split(".", 1)
-            slots.setdefault(int(index), {})[name] = value.to(self.device)
-        for slot in slots.values():
-            slot["step"] = slot["step"].cpu()  # Adam keeps its step count on the CPU
-        self.optimizer.load_state_dict({"state": slots, "param_groups": info["adam_groups"]})
+        load_adam(self.optimizer, part("adam."), info["adam_groups"], self.device)
+        self.pretraining.restore(part("pretrain.adam."), info.get("pretrain"))
         self.generator.set_state(tensors["generator"])
         self.epoch, self.best_epoch = info["epoch"], info["best_epoch"]
         self.best_rmse, self.history = info["best_rmse"], info["history"]
@@ -374,7 +381,9 @@ def _train_and_save(home, name, trainer: Trainer, dataset, stop, replace=False):
     try:
         result = trainer.fit(stop)
     except TrainingStopped as stopped:
-        kept = trainer.best_state is not None  # at least one whole, finite epoch
+        # An interruption comes after a whole epoch (pretraining's included): resumable.
+        # A divergence keeps only a whole, finite fine-tuning epoch.
+        kept = stopped.reason == "interrupted" or trainer.best_state is not None
         if trainer.world.is_main and kept:
             resume = trainer.state() if stopped.reason == "interrupted" else None
             _save(home, name, trainer, dataset, stopped.reason, replace, resume)
@@ -472,10 +481,14 @@ def _ranker_record(ranked, metrics: dict) -> dict:
 def _stopped_error(stopped: TrainingStopped, run: str | None) -> AerecError:
     trainer = stopped.trainer
     if stopped.reason == "interrupted":
-        where = f"run {run} keeps it" if run else "nothing was saved"
+        pretraining = trainer.pretraining
+        when = (
+            f"after epoch {trainer.epoch}"
+            if pretraining.done
+            else f"in pretraining, after epoch {pretraining.epoch} of layer {pretraining.layer + 1}"
+        )
         return AerecError(
-            f"interrupted after epoch {trainer.epoch}; {where}. "
-            f"Continue with: aerec train --resume {run}"
+            f"interrupted {when}; run {run} keeps it. Continue with: aerec train --resume {run}"
             if run
             else "interrupted; train again",
             exit_code=130,
