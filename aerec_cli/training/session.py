@@ -537,6 +537,7 @@ class TrainingStart:
 
     description: str  # e.g. "training denoising (item-based) on cpu"
     config: TrainConfig  # the settings in force (a resumed run's own)
+    resumed: dict | None = None  # a resumed run's metrics: epochs_run, best_epoch, val_rmse
 
 
 def train(
@@ -562,11 +563,13 @@ def train(
     from aerec_cli.training import distributed
     from aerec_cli.training.device import configure_threads, select_device
 
+    resumed = None
     if resume is None:
         config = config or TrainConfig()
         config.check()
     else:
-        config = TrainConfig.from_dict(run_store.load_run(home, resume).config["train"], saved=True)
+        stored = run_store.load_run(home, resume)
+        config, resumed = TrainConfig.from_dict(stored.config["train"], saved=True), stored.metrics
     configure_threads(threads)
     world, torch_device = distributed.join(select_device(device))
     try:
@@ -577,7 +580,7 @@ def train(
                 if resume
                 else f"training {config.kind} ({config.orientation}-based)"
             )
-            on_start(TrainingStart(f"{what} on {where}", config))
+            on_start(TrainingStart(f"{what} on {where}", config, resumed))
         with stop_on_signals() as stop:
             if resume is not None:
                 return resume_run(home, resume, torch_device, on_epoch, world, stop)
