@@ -27,6 +27,15 @@ class AerecGroup(TyperGroup):
             _fail(exc.message, exc.exit_code)
         except (typer.Abort, KeyboardInterrupt):
             _fail("interrupted", 130)
+        except OSError as exc:
+            from aerec_cli.storage import atomic
+
+            if not atomic.disk_full(exc):
+                raise
+            # Where a command has no word of its own for it. Every store write goes to a temp
+            # name first, so what was stored before is intact.
+            why, remedy = atomic.write_failure(exc)
+            _fail(f"{why}; what was stored before is unchanged: {remedy} and try again", 1)
         except Exception as exc:
             # Click's usage errors (vendored inside newer Typer, so matched by shape).
             if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
@@ -120,7 +129,7 @@ class Settings:
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            output.err.print(message)
+            output.err.print(message, soft_wrap=True)  # one line, for logs and for grep
 
 
 def _version(value: bool):

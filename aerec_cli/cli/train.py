@@ -94,6 +94,8 @@ def train(
     saved, result = _train_with_progress(settings, config, resume=resume, data=data, run=run)
     if saved is None:  # not rank 0 under torchrun: rank 0 reports and saves
         return
+    for warning in result.warnings:
+        output.warn(warning)
     output.out.print(
         f"run {saved.name}: best validation RMSE {result.best_val_rmse:.4f} at epoch "
         f"{result.best_epoch} ({saved.metrics['epochs_run']} epochs, {result.seconds:.1f} s)"

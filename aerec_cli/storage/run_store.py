@@ -152,6 +152,12 @@ class Run:
                 atomic.write_json(self.path / METRICS, metrics)
         except AerecError as exc:
             return exc.message
+        except OSError as exc:  # the disk is full, say: metrics.json is as it was
+            why, remedy = atomic.write_failure(exc)
+            return (
+                f"the metrics of run {self.name} could not be updated ({why}); the run is "
+                f"unchanged: {remedy}"
+            )
         self.metrics = metrics
         return None
 

@@ -11,11 +11,9 @@ import contextlib
 import copy
 import ctypes
 import platform
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +29,11 @@ from aerec_cli.models import kinds
 from aerec_cli.models.autoencoders import RatingAutoencoder, build_model
 from aerec_cli.models.batches import SparseBatch, SparseRows, oriented, row_batches
 from aerec_cli.scoring import serving_file
-from aerec_cli.storage import dataset_store, run_store
+from aerec_cli.storage import atomic, dataset_store, run_store
 from aerec_cli.training.config import TrainConfig
 from aerec_cli.training.distributed import World
 from aerec_cli.training.pretraining import LayerwisePretraining, adam_tensors, load_adam
+from aerec_cli.training.stopping import stop_on_signals, stopped_error
 
 
 @dataclass
@@ -44,6 +43,7 @@ class FitResult:
     best_epoch: int
     best_val_rmse: float
     seconds: float
+    warnings: list[str] = field(default_factory=list)  # e.g. a derived file left unwritten
 
 
 EpochCallback = Callable[[dict], None]
@@ -313,7 +313,7 @@ def fit(
     try:
         return Trainer(train, config, device, rating_scale, on_epoch, world).fit()
     except TrainingStopped as stopped:
-        raise _stopped_error(stopped, None) from None
+        raise stopped_error(stopped, None) from None
 
 
 def train_run(
@@ -384,25 +384,66 @@ def _train_and_save(home, name, trainer: Trainer, dataset, stop, replace=False):
         # An interruption comes after a whole epoch (pretraining's included): resumable.
         # A divergence keeps only a whole, finite fine-tuning epoch.
         kept = stopped.reason == "interrupted" or trainer.best_state is not None
+        unsaved = None
         if trainer.world.is_main and kept:
             resume = trainer.state() if stopped.reason == "interrupted" else None
-            _save(home, name, trainer, dataset, stopped.reason, replace, resume)
-        raise _stopped_error(stopped, name if kept else None) from None
+            try:
+                _save(home, name, trainer, dataset, stopped.reason, replace, resume)
+            except OSError as exc:  # the disk is full, say
+                unsaved = exc
+        raise stopped_error(
+            stopped, name if kept else None, unsaved=unsaved, earlier=replace
+        ) from None
     if not trainer.world.is_main:
         return None, result
     ranked = _fit_ranker(trainer, dataset, stop) if trainer.config.ranks else None
-    saved = _save(home, name, trainer, dataset, "finished", replace, ranked=ranked)
-    # What scoring needs that does not depend on the user (see scoring/serving_file.py).
-    serving_file.save(
-        saved.path,
-        result.model,
-        dataset.train,
-        trainer.config.orientation,
-        dataset_meta_sha256=dataset.meta_hash,
-        weights_sha256=serving_file.weights_digest(saved),
-        ranker=None if ranked is None else (ranked.model, ranked.ease),
-    )
+    try:
+        saved = _save(home, name, trainer, dataset, "finished", replace, ranked=ranked)
+    except OSError as exc:
+        raise _unsaved(home, name, trainer, dataset, replace, exc) from None
+    result.warnings += _save_serving(saved, result.model, trainer, dataset, ranked)
     return saved, result
+
+
+def _unsaved(home, name, trainer: Trainer, dataset, replace, exc: OSError) -> AerecError:
+    """The finished run could not be saved (every write goes to a temp name first, so what
+    was stored is intact). Its resumable state is kept if that fits, as it lacks the ranker
+    and the serving file: `train --resume` then refits only the ranker, and saves."""
+    why, remedy = atomic.write_failure(exc)
+    try:
+        _save(home, name, trainer, dataset, "interrupted", replace, trainer.state())
+        kept = "it keeps a resumable state of the whole training"
+    except OSError:
+        if not replace:
+            return AerecError(
+                f"run {name} could not be saved: {why}; nothing was saved: {remedy} and train again"
+            )
+        kept = "it keeps its earlier state"
+    return AerecError(
+        f"run {name} could not be saved: {why}; {kept}: {remedy}, then aerec train --resume {name}"
+    )
+
+
+def _save_serving(saved, model, trainer: Trainer, dataset, ranked) -> list[str]:
+    """What scoring needs that does not depend on the user (see scoring/serving_file.py).
+    A derived file: if it cannot be written now, scoring builds it on first use."""
+    try:
+        serving_file.save(
+            saved.path,
+            model,
+            dataset.train,
+            trainer.config.orientation,
+            dataset_meta_sha256=dataset.meta_hash,
+            weights_sha256=serving_file.weights_digest(saved),
+            ranker=None if ranked is None else (ranked.model, ranked.ease),
+        )
+    except OSError as exc:
+        why, remedy = atomic.write_failure(exc)
+        return [
+            f"run {saved.name} is saved, but its serving file could not be written ({why}); "
+            f"scoring builds it on first use: {remedy}"
+        ]
+    return []
 
 
 def _fit_ranker(trainer: Trainer, dataset, stop):
@@ -417,7 +458,6 @@ def _fit_ranker(trainer: Trainer, dataset, stop):
         on_epoch=trainer.on_epoch,
         stop=stop,
     )
-    trainer.history += ranked.history
     return ranked
 
 
@@ -454,7 +494,7 @@ def _save(home, name, trainer: Trainer, dataset, status, replace, resume=None, r
         name,
         model.eval(),
         run_config,
-        trainer.history,
+        trainer.history + (ranked.history if ranked is not None else []),
         metrics,
         replace,
         resume,
@@ -476,56 +516,6 @@ def _ranker_record(ranked, metrics: dict) -> dict:
         "best_epoch": ranked.best_epoch,
     }
     return {"tensors": tensors, "config": config}
-
-
-def _stopped_error(stopped: TrainingStopped, run: str | None) -> AerecError:
-    trainer = stopped.trainer
-    if stopped.reason == "interrupted":
-        pretraining = trainer.pretraining
-        when = (
-            f"after epoch {trainer.epoch}"
-            if pretraining.done
-            else f"in pretraining, after epoch {pretraining.epoch} of layer {pretraining.layer + 1}"
-        )
-        return AerecError(
-            f"interrupted {when}; run {run} keeps it. Continue with: aerec train --resume {run}"
-            if run
-            else "interrupted; train again",
-            exit_code=130,
-        )
-    kept = (
-        f"; the best weights so far (epoch {trainer.best_epoch}, validation RMSE "
-        f"{trainer.best_rmse:.4f}) are saved in run {run}"
-        if run and trainer.best_state is not None
-        else ""
-    )
-    return AerecError(
-        f"training diverged at epoch {trainer.epoch} (the loss became NaN or infinite): the "
-        f"learning rate is likely too high for this data; lower --lr (now {trainer.config.lr:g})"
-        f" or raise --weight-decay{kept}"
-    )
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[Callable[[], bool]]:
-    """Within the block, the first SIGINT or SIGTERM asks training to stop after the current
-    epoch (its state is saved); a second one stops at once (KeyboardInterrupt)."""
-    requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield requested.is_set  # signals reach the main thread only: nothing to install
-        return
-
-    def handle(signum, frame):
-        if requested.is_set():
-            raise KeyboardInterrupt
-        requested.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield requested.is_set
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 # --- the whole of `aerec train`, for the CLI and Python alike ------------------------------

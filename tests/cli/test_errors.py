@@ -213,3 +213,16 @@ def test_unknown_command(home):
 
 def test_unknown_format(home):
     assert_clean_error(run_cli(home, "datasets", "--format", "yaml"), "--format")
+
+
+def test_a_full_disk_anywhere_is_one_clean_line(ingested_home, monkeypatch):
+    import errno
+
+    from aerec_cli.storage import dataset_store
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "somewhere")
+
+    monkeypatch.setattr(dataset_store, "list_datasets", full)
+    result = run_cli(ingested_home, "datasets")
+    assert_clean_error(result, "no space left on the disk (somewhere)", "unchanged", "free some")
