@@ -32,6 +32,7 @@ from aerec_cli.scoring import serving_file
 from aerec_cli.storage import atomic, dataset_store, run_store
 from aerec_cli.training.config import TrainConfig
 from aerec_cli.training.distributed import World
+from aerec_cli.training.memory import check_fits
 from aerec_cli.training.pretraining import LayerwisePretraining, adam_tensors, load_adam
 from aerec_cli.training.stopping import stop_on_signals, stopped_error
 
@@ -124,6 +125,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
         matrix = oriented(train, config.orientation)
+        # Refused before anything the size of the network is allocated.
+        check_fits(config, matrix, device, n_items=train.shape[1], processes=self.world.size)
         fit_matrix, *self.validation = hold_out(matrix, config.val_fraction, config.seed)
         if fit_matrix.nnz == 0 or len(self.validation[2]) == 0:
             raise AerecError("too few training ratings to hold out a validation slice")
