@@ -20,10 +20,9 @@ def parse_ks(text: str) -> list[int]:
         ks = []
     if not ks or len(ks) != len(parts):
         raise AerecError(f"--k takes positive integers like 10 or 10,20, not {text!r}")
-    for value in ks:
-        if value < 1:
-            raise AerecError(f"--k must be at least 1, not {value}")
-    return list(dict.fromkeys(ks))
+    from aerec_cli.evaluation.metrics import check_ks
+
+    return check_ks(ks)
 
 
 def parse_names(text: str) -> list[str]:

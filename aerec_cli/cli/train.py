@@ -95,9 +95,12 @@ def train(
             options=kind_options,
         )
     )
-    saved, _ = _train_with_progress(settings, config, resume=resume, data=data, run=run)
-    if saved is not None:  # None: not rank 0 under torchrun; rank 0 reports and saves
-        _report(saved)
+    saved, result = _train_with_progress(settings, config, resume=resume, data=data, run=run)
+    if saved is None:  # not rank 0 under torchrun: rank 0 reports and saves
+        return
+    for warning in result.warnings:
+        output.warn(warning)
+    _report(saved)
 
 
 def _report(saved) -> None:
@@ -118,15 +121,25 @@ def _report(saved) -> None:
 
 def _train_with_progress(settings: Settings, config: TrainConfig | None, **where):
     """session.train with progress bars on stderr, sized once training says what it runs."""
-    from aerec_cli.cli.progress import EpochProgress
+    from aerec_cli.cli.progress import EpochProgress, Plan
     from aerec_cli.training import session
 
     progress = EpochProgress(output.err, enabled=not settings.quiet, verbose=settings.verbose)
 
     def started(start: session.TrainingStart) -> None:
         settings.note(start.description)
-        config = start.config
-        progress.plan(config.epochs, config.pretrain_epochs, config.rank_epochs * config.ranks)
+        config, resumed = start.config, start.resumed or {}
+        best = resumed.get("val_rmse")
+        progress.plan(
+            Plan(
+                epochs=config.epochs,
+                pretrain_epochs=config.pretrain_epochs,
+                rank_epochs=config.rank_epochs * config.ranks,
+                patience=config.patience,
+                best_epoch=int(resumed.get("best_epoch") or 0),
+                best_rmse=best if isinstance(best, (int, float)) else None,
+            )
+        )
 
     with progress:
         return session.train(

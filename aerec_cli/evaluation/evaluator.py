@@ -130,7 +130,9 @@ class _Reference:
         return ref
 
 
-def _evaluate_loaded(loaded: Loaded, ref: _Reference) -> dict:
+def _evaluate_loaded(
+    loaded: Loaded, ref: _Reference, note: Callable[[str], None] | None = None
+) -> dict:
     dataset, scorer = loaded.dataset, loaded.scorer
     test = dataset.test.tocoo()
     users, items, actual = test.row, test.col, test.data.astype(np.float64)
@@ -176,7 +178,9 @@ def _evaluate_loaded(loaded: Loaded, ref: _Reference) -> dict:
             **ref.ease,
         },
     }
-    loaded.run.update_metrics(test=report)
+    unrecorded = loaded.run.update_metrics(test=report)
+    if unrecorded and note is not None:
+        note(f"warning: {unrecorded}")
     return report
 
 
@@ -194,7 +198,8 @@ def evaluate_run(
     """
     ks = check_ks(ks)
     loaded = load_for_scoring(home, run_name, note=note)
-    return _evaluate_loaded(loaded, _Reference.build(loaded.dataset, relevant, ks, note=note))
+    reference = _Reference.build(loaded.dataset, relevant, ks, note=note)
+    return _evaluate_loaded(loaded, reference, note)
 
 
 def evaluate_runs(
@@ -234,7 +239,7 @@ def evaluate_runs(
             if ref is None:
                 ref = _Reference.build(loaded.dataset, relevant, ks, note=note)
                 references[run.dataset] = ref
-            reports.append(_evaluate_loaded(loaded, ref))
+            reports.append(_evaluate_loaded(loaded, ref, note))
         except AerecError as exc:
             if not skip_broken:
                 raise

@@ -147,6 +147,9 @@ def ranking_metrics(
     return int(len(users)), results
 
 
+MAX_K = 1_000_000
+
+
 def check_ks(ks: Sequence[int]) -> list[int]:
     ks = list(dict.fromkeys(int(k) for k in ks))
     if not ks:
@@ -154,4 +157,6 @@ def check_ks(ks: Sequence[int]) -> list[int]:
     for k in ks:
         if k < 1:
             raise AerecError(f"--k must be at least 1, not {k}")
+        if k > MAX_K:  # the log discounts are an array of k numbers
+            raise AerecError(f"--k must be at most {MAX_K}, not {k}")
     return ks

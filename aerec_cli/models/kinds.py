@@ -19,6 +19,7 @@ built.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,8 +69,21 @@ class Option:
             raise AerecError(f"{self.flag} takes {_TYPE_WORDS[self.type]}, not {value!r}")
         if self.choices and value not in self.choices:
             raise AerecError(f"{self.flag} must be one of {', '.join(self.choices)}, not {value!r}")
+        if self.type is float and not math.isfinite(value):
+            # nan and inf train nothing: refused here rather than blamed later on --lr.
+            rule = "" if self.low is None and self.high is None else f" {self.describe_rule()}"
+            raise AerecError(f"{self.flag} must be a finite number{rule}, not {value}")
         if not self._in_range(value):
-            raise AerecError(f"{self.flag} must be {self.describe_rule()}, not {value}")
+            raise AerecError(f"{self.flag} must be {self._broken_rule(value)}, not {value}")
+
+    def _broken_rule(self, value: Any) -> str:
+        """The rule as the error states it. A whole number names the bound it crossed ("at
+        least 1"): its upper bound is often only a cap far beyond any sensible value."""
+        if self.type is not int or self.low is None or self.high is None:
+            return self.describe_rule()
+        return (
+            f"at least {_number(self.low)}" if value < self.low else f"at most {_number(self.high)}"
+        )
 
     def _has_type(self, value: Any) -> bool:
         if self.type is str:
@@ -91,13 +105,13 @@ class Option:
         low, high = self.low, self.high
         if low is not None and high is not None:
             left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"in {left}{low:g}, {high:g}{right}"
+            return f"in {left}{_number(low)}, {_number(high)}{right}"
         if low is not None:
             if self.low_open:
-                return f"above {low:g}"
-            return f"at least {low:g}" if self.type is int else f"{low:g} or more"
+                return f"above {_number(low)}"
+            return f"at least {_number(low)}" if self.type is int else f"{_number(low)} or more"
         if high is not None:
-            return f"below {high:g}" if self.high_open else f"at most {high:g}"
+            return f"below {_number(high)}" if self.high_open else f"at most {_number(high)}"
         return "any value"
 
     def describe_range(self) -> str | None:
@@ -105,9 +119,14 @@ class Option:
         if self.low is None and self.high is None:
             return None
         if self.high is None:
-            return f"x{'>' if self.low_open else '>='}{self.low:g}"
-        left = "" if self.low is None else f"{self.low:g}{'<' if self.low_open else '<='}"
-        return f"{left}x{'<' if self.high_open else '<='}{self.high:g}"
+            return f"x{'>' if self.low_open else '>='}{_number(self.low)}"
+        left = "" if self.low is None else f"{_number(self.low)}{'<' if self.low_open else '<='}"
+        return f"{left}x{'<' if self.high_open else '<='}{_number(self.high)}"
+
+
+def _number(value: float) -> str:
+    """A bound as people write it: 4294967295 and 1000000 whole, 0.5 as is."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def parse_hidden(text: str) -> list[int]:
@@ -207,6 +226,10 @@ class Kind:
 
 # --- the declarations ------------------------------------------------------------------------
 
+# The most epochs of any kind a run may ask for (fine-tuning, pretraining, ranker): far more
+# than any training needs, and small enough for every counter and progress display.
+MAX_EPOCHS = 1_000_000
+
 SPARSITY_TARGET = Option(
     name="sparsity_target",
     type=float,
@@ -260,6 +283,7 @@ PRETRAIN_EPOCHS = Option(
     default=10,
     help="pretraining epochs per layer (0: none).",
     low=0,
+    high=MAX_EPOCHS,
     model=False,
 )
 CD_STEPS = Option(
@@ -268,6 +292,7 @@ CD_STEPS = Option(
     default=1,
     help="Gibbs steps of contrastive divergence (CD-k).",
     low=1,
+    high=1000,
     model=False,
 )
 

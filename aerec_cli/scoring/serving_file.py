@@ -274,7 +274,9 @@ def rebuild(
             ranker=ranker,
         )
     except OSError as exc:
+        why, remedy = atomic.write_failure(exc)
         raise AerecError(
-            f"cannot write {path} ({exc.strerror or exc}); make the run folder writable"
+            f"run {run.name} cannot be prepared for scoring: its serving file could not be "
+            f"written ({why}); the run is unchanged: {remedy}"
         ) from exc
     return Arrays(path)

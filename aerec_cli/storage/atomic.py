@@ -47,9 +47,11 @@ def atomic_open(
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a failed write(2) names no file: say which one
         raise
 
 
@@ -58,6 +60,27 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# Writes that fail for want of room, or of the right to write: the usual causes, each with
+# what the user can do about it (see write_failure).
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def write_failure(exc: OSError) -> tuple[str, str]:
+    """(why a write failed, what to do): for the one line that reports it. Every write here
+    goes to a temp name first, so the caller can add that what was stored is intact."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in _FULL:
+        return f"no space left on the disk{where}", "free some space"
+    if exc.errno in _DENIED:
+        return f"{(exc.strerror or 'not allowed').lower()}{where}", "make that folder writable"
+    return f"{exc.strerror or exc}{where}", "check the disk"
+
+
+def disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _FULL
 
 
 def fsync_dir(folder: Path) -> None:

@@ -128,9 +128,26 @@ def ingest(
         else:
             ratings, is_test, split_info = _split(table, split, test_fraction, seed)
         digest = _source_digest(source_path, table)
-        with atomic.staged_folder(target, replace=force) as folder:
-            meta = _write_dataset(folder, name, table, ratings, is_test, split_info, source, digest)
+        try:
+            with atomic.staged_folder(target, replace=force) as folder:
+                meta = _write_dataset(
+                    folder, name, table, ratings, is_test, split_info, source, digest
+                )
+        except OSError as exc:  # the disk is full, say: the staged folder is removed
+            why, remedy = atomic.write_failure(exc)
+            kept = (
+                f"dataset {name} keeps its earlier version"
+                if target.exists()
+                else "the datasets stored before are unchanged"
+            )
+            raise AerecError(
+                f"dataset {name} could not be stored: {why}; {kept}: {remedy} and ingest again"
+            ) from None
     return load(home, name), table.warnings + meta.get("warnings", [])
+
+
+def check_dataset_name(name: str) -> str:
+    return paths.check_name(name, "dataset")
 
 
 def ingest_lock(home: Path, name: str):

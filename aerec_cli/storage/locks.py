@@ -16,19 +16,20 @@ from aerec_cli.storage import atomic
 
 
 @contextlib.contextmanager
-def name_lock(folder: Path, name: str, busy: str) -> Iterator[None]:
+def name_lock(folder: Path, name: str, busy: str, *, wait: float = 0) -> Iterator[None]:
     """Hold ``FOLDER/.NAME.lock`` while NAME is written there.
 
-    A second process is refused at once with ``busy`` (an AerecError) rather than left waiting
-    behind the first. Once the lock is ours, what an interrupted write of NAME left beside it
-    is swept: no one else can be writing it now. The lock file itself stays: removing it while
-    another process has it open would let two holders lock two different files.
+    A second process is refused with ``busy`` (an AerecError) rather than left waiting behind
+    the first: at once, or after ``wait`` seconds (for a write that is over in moments). Once
+    the lock is ours, what an interrupted write of NAME left beside it is swept: no one else
+    can be writing it now. The lock file itself stays: removing it while another process has
+    it open would let two holders lock two different files.
     """
     # Here, not at the top: commands that only read a run (recommend) start faster without it.
     import filelock
 
     folder.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(folder / f".{name}.lock", timeout=0)
+    lock = filelock.FileLock(folder / f".{name}.lock", timeout=wait)
     try:
         lock.acquire()
     except filelock.Timeout:

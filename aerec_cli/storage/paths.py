@@ -43,9 +43,16 @@ def check_name(name: object, what: str) -> str:
     limit = MAX_NAME[what]
     if len(name) > limit:
         raise AerecError(
-            f"{what} name {name[:40]}... is {len(name)} characters long; use at most {limit}"
+            f"{what} name {name[:40]}... is {len(name)} characters long; the most is {limit}: "
+            "pick a shorter name"
         )
     return name
+
+
+def shortened(name: str, room: int) -> str:
+    """``name`` cut to at most ``room`` characters (at least one), without a trailing '.', '-'
+    or '_' (a name derived from a long one, e.g. a run's default name from its dataset's)."""
+    return name[: max(1, room)].rstrip(".-_") or name[0]
 
 
 def store_folder(home: Path, kind: str) -> Path:

@@ -182,18 +182,60 @@ class Run:
             status = self.metrics.get("status", "finished")
             raise AerecError(f"run {self.name} has no state to resume from (it is {status})")
 
-    def update_metrics(self, **entries) -> None:
-        self.metrics.update(entries)
-        atomic.write_json(self.path / METRICS, self.metrics)
+    def update_metrics(self, **entries) -> str | None:
+        """Record ``entries`` (e.g. test=report) in metrics.json, if this run is still the
+        version that was read; returns None when recorded, else why not (for a warning).
+
+        A reader (evaluate) works on the version it read, and may finish after a trainer has
+        saved a newer one (`train --resume`); writing then would put stale numbers, status
+        and epoch count into the newer run. So the write takes the run's lock (no trainer is
+        saving it meanwhile), reads the run again and merges into what is there now.
+        """
+        busy = f"run {self.name} is being trained; its metrics were not updated"
+        try:
+            with locks.name_lock(self.path.parent, self.name, busy, wait=METRICS_WAIT):
+                now = _read_run(self.path) if (self.path / CONFIG).is_file() else None
+                if now is None or _version(now) != _version(self):
+                    return (
+                        f"run {self.name} changed while it was evaluated (saved again, e.g. by "
+                        "train --resume, or removed): these results of its earlier version "
+                        "were not recorded in it; evaluate it again"
+                    )
+                metrics = {**now.metrics, **entries}
+                atomic.write_json(self.path / METRICS, metrics)
+        except AerecError as exc:
+            return exc.message
+        except OSError as exc:  # the disk is full, say: metrics.json is as it was
+            why, remedy = atomic.write_failure(exc)
+            return (
+                f"the metrics of run {self.name} could not be updated ({why}); the run is "
+                f"unchanged: {remedy}"
+            )
+        self.metrics = metrics
+        return None
+
+
+# How long recording metrics waits for the run's lock: another reader's write takes
+# milliseconds, while a trainer holds it for the whole training (and then its numbers would be
+# stale anyway).
+METRICS_WAIT = 2.0
+
+
+def _version(run: Run) -> tuple:
+    """What tells two saved versions of a run apart: when it was saved and its weights."""
+    return run.config.get("created"), json.dumps(run.config.get("sha256"), sort_keys=True)
 
 
 def new_run_name(home: Path, dataset: str, kind: str) -> str:
+    """DATASET-KIND-TIME, with the dataset's part cut short where the whole would be too long
+    to store (room is kept for a "-N" that tells apart runs started in the same second)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = f"{dataset}-{kind}-{stamp}"
+    suffix = f"-{kind}-{stamp}"
+    base = paths.shortened(dataset, paths.MAX_NAME["run"] - len(suffix) - 4) + suffix
     name, n = base, 2
     while (home / "runs" / name).exists():
         name, n = f"{base}-{n}", n + 1
-    return name
+    return check_run_name(name)
 
 
 def check_run_name(name: str) -> str:

@@ -7,6 +7,7 @@ checked here. The defaults were chosen on the validation slice of ML-100K (see B
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -54,6 +55,47 @@ L2_GROWTH = 0.4
 def default_l2(kind_default: float, n_ratings: int) -> float:
     """A kind's default L2 strength for ``n_ratings`` fitted ratings."""
     return kind_default * max(1.0, n_ratings / L2_REFERENCE_RATINGS) ** L2_GROWTH
+
+
+def _rule(name: str, kind: type, low: float | None, high: float | None, **openness) -> kinds.Option:
+    """A numeric setting's allowed range, declared like a kind option so that it is checked
+    and worded the same way (finite, in range, the flag named)."""
+    return kinds.Option(name=name, type=kind, default=None, help="", low=low, high=high, **openness)
+
+
+# Every numeric training setting, with its range (None: unbounded on that side). Whole numbers
+# are bounded above too: a value past what torch's int64 counters hold is a traceback there.
+NUMBERS = (
+    _rule("epochs", int, 1, kinds.MAX_EPOCHS),
+    _rule("lr", float, 0, None, low_open=True),
+    _rule("batch_size", int, 1, 2**31 - 1),
+    _rule("weight_decay", float, 0, None),
+    _rule("patience", int, 1, kinds.MAX_EPOCHS),
+    _rule("lr_patience", int, 0, kinds.MAX_EPOCHS),
+    _rule("val_fraction", float, 0, 0.5, low_open=True, high_open=True),
+    _rule("seed", int, 0, 2**32 - 1),  # what numpy's and torch's generators all accept
+    _rule("rank_epochs", int, 1, kinds.MAX_EPOCHS),
+)
+SEED = NUMBERS[-2]
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (affinity-aware, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def check_threads(threads: int | None) -> None:
+    """--threads: None (every CPU this process may use) or 1 to that many. More threads than
+    CPUs only slow torch down, and a huge count exhausts memory on thread stacks."""
+    cpus = available_cpus()
+    whole = isinstance(threads, int) and not isinstance(threads, bool)
+    if threads is not None and not (whole and 1 <= threads <= cpus):
+        raise AerecError(
+            f"--threads must be from 1 to {cpus} (the CPUs this process may use), not {threads}"
+        )
 
 
 @dataclass
@@ -113,21 +155,10 @@ class TrainConfig:
         kind = kinds.get(self.kind)
         if self.orientation not in ORIENTATIONS:
             raise AerecError(f"--orientation must be item or user, not {self.orientation!r}")
-        for flag, value, low in (
-            ("--epochs", self.epochs, 1),
-            ("--batch-size", self.batch_size, 1),
-            ("--patience", self.patience, 1),
-            ("--lr-patience", self.lr_patience, 0),
-            ("--rank-epochs", self.rank_epochs, 1),
-        ):
-            if value < low:
-                raise AerecError(f"{flag} must be at least {low}, not {value}")
-        if not self.lr > 0:
-            raise AerecError(f"--lr must be positive, not {self.lr}")
-        if self.weight_decay is not None and self.weight_decay < 0:
-            raise AerecError(f"--weight-decay must be 0 or more, not {self.weight_decay}")
-        if not 0 < self.val_fraction < 0.5:
-            raise AerecError(f"--val-fraction must be in (0, 0.5), not {self.val_fraction}")
+        for rule in NUMBERS:
+            value = getattr(self, rule.name)
+            if value is not None or rule.name != "weight_decay":  # None: the kind's default
+                rule.check(value)
         if self.hidden:  # empty: the kind's default sizes, which suit it by construction
             kind.check_hidden(self.hidden)
         kind.check_options(self.options)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import torch
 
 from aerec_cli.errors import AerecError
+from aerec_cli.training.config import available_cpus, check_threads
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 
@@ -47,17 +47,9 @@ def _mps_available() -> bool:
     return bool(backend and backend.is_available())
 
 
-def available_cpus() -> int:
-    """CPUs this process may run on (affinity-aware, unlike os.cpu_count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
-
-
 def configure_threads(threads: int | None) -> int:
-    """Use ``threads`` CPU threads (None: every CPU this process may use). The CLI's
-    --threads option has already refused values below 1."""
+    """Use ``threads`` CPU threads (None: every CPU this process may use)."""
+    check_threads(threads)
     threads = threads or available_cpus()
     torch.set_num_threads(threads)
     return threads

@@ -26,46 +26,123 @@ from aerec_cli.models.autoencoders import RatingAutoencoder
 from aerec_cli.models.batches import SparseBatch, SparseRows, row_batches
 
 
-def pretrain(
-    model: RatingAutoencoder,
-    inputs: SparseRows,
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    cd_steps: int | None,
-    generator: torch.Generator,
-    on_epoch: Callable[[dict], None] | None = None,
-) -> list[dict]:
-    """Pretrain every encoder layer of ``model`` in turn; returns history rows.
+class LayerwisePretraining:
+    """Pretrains every encoder layer of ``model`` in turn, one epoch at a time, so that it can
+    stop after any epoch and continue from there exactly (`train --resume`).
 
-    ``cd_steps``: the Gibbs steps of CD-k, for RBM pretraining (None for autoencoders).
+    Its state is the layer in progress, the epochs done on it and that layer's Adam moments;
+    the codes of the layers below are recomputed from the weights (no randomness), and the
+    shuffling generator is the trainer's own. ``cd_steps``: the Gibbs steps of CD-k, for RBM
+    pretraining (None for autoencoders).
     """
-    history = []
-    codes: torch.Tensor | None = None  # dense codes of the layer below (None: the ratings)
-    for index in range(len(model.encoder)):
-        train_layer = _rbm_epoch if model.pretraining == "rbm" else _autoencoder_epoch
-        if model.pretraining == "rbm":
-            _tie(model, index)
-        params = [*model.encoder[index].parameters(), *model.mirror(index).parameters()]
-        optimizer = torch.optim.Adam(params, lr=lr)
-        for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            error = train_layer(
-                model, index, inputs, codes, optimizer, batch_size, cd_steps, generator
-            )
-            row = {
-                "phase": "pretrain",
-                "layer": index + 1,
-                "epoch": epoch,
-                "train_loss": round(error, 6),
-                "val_rmse": "",
-                "seconds": round(time.perf_counter() - t0, 4),
-            }
-            history.append(row)
-            if on_epoch:
-                on_epoch(row)
-        codes = _codes_after(model, index, inputs, codes)
-    return history
+
+    def __init__(
+        self,
+        model: RatingAutoencoder,
+        inputs: SparseRows,
+        *,
+        epochs: int,
+        lr: float,
+        batch_size: int,
+        cd_steps: int | None,
+        generator: torch.Generator,
+    ):
+        self.model, self.inputs, self.generator = model, inputs, generator
+        self.epochs, self.lr, self.batch_size, self.cd_steps = epochs, lr, batch_size, cd_steps
+        self.layer = 0 if model.pretraining and epochs else len(model.encoder)
+        self.epoch = 0  # whole epochs done on self.layer
+        self.optimizer: torch.optim.Adam | None = None  # self.layer's, once started
+
+    @property
+    def done(self) -> bool:
+        return self.layer >= len(self.model.encoder)
+
+    def run(self, record: Callable[[dict], None], should_stop: Callable[[], bool]) -> bool:
+        """Pretrain what is left; ``record`` gets each epoch's history row. Returns False when
+        ``should_stop()``, asked after every epoch, said so (the state is then resumable)."""
+        model, rbm = self.model, self.model.pretraining == "rbm"
+        train_layer = _rbm_epoch if rbm else _autoencoder_epoch
+        codes = None  # dense codes of the layer below (None: the ratings)
+        for index in range(self.layer):
+            codes = _codes_after(model, index, self.inputs, codes)
+        while not self.done:
+            if self.optimizer is None:
+                self.optimizer = self._layer_optimizer(tie=rbm)
+            while self.epoch < self.epochs:
+                t0 = time.perf_counter()
+                error = train_layer(
+                    model,
+                    self.layer,
+                    self.inputs,
+                    codes,
+                    self.optimizer,
+                    self.batch_size,
+                    self.cd_steps,
+                    self.generator,
+                )
+                self.epoch += 1
+                record(
+                    {
+                        "phase": "pretrain",
+                        "layer": self.layer + 1,
+                        "epoch": self.epoch,
+                        "train_loss": round(error, 6),
+                        "val_rmse": "",
+                        "seconds": round(time.perf_counter() - t0, 4),
+                    }
+                )
+                if should_stop():
+                    return False
+            codes = _codes_after(model, self.layer, self.inputs, codes)
+            self.layer, self.epoch, self.optimizer = self.layer + 1, 0, None
+        return True
+
+    def _layer_optimizer(self, *, tie: bool) -> torch.optim.Adam:
+        if tie:
+            _tie(self.model, self.layer)
+        encoder, mirror = self.model.encoder[self.layer], self.model.mirror(self.layer)
+        return torch.optim.Adam([*encoder.parameters(), *mirror.parameters()], lr=self.lr)
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict | None]:
+        """(tensors, values) that resume pretraining; values None once it is done."""
+        if self.done:
+            return {}, None
+        tensors, groups = adam_tensors(self.optimizer) if self.optimizer else ({}, None)
+        return tensors, {"layer": self.layer, "epoch": self.epoch, "adam_groups": groups}
+
+    def restore(self, tensors: dict[str, torch.Tensor], values: dict | None) -> None:
+        """Continue from :meth:`state`. ``values`` None: pretraining was over (also what the
+        resume state of runs saved before pretraining could stop says, by lacking it)."""
+        if values is None:
+            self.layer, self.epoch, self.optimizer = len(self.model.encoder), 0, None
+            return
+        self.layer, self.epoch = int(values["layer"]), int(values["epoch"])
+        self.optimizer = None
+        if values.get("adam_groups") is not None:
+            # Not tied again: the layer's weights, mirror included, are the saved ones.
+            self.optimizer = self._layer_optimizer(tie=False)
+            device = self.model.encoder[0].table.device
+            load_adam(self.optimizer, tensors, values["adam_groups"], device)
+
+
+def adam_tensors(optimizer: torch.optim.Adam) -> tuple[dict[str, torch.Tensor], list]:
+    """An Adam's moments as flat tensors ("INDEX.NAME", for safetensors) and its param
+    groups (plain values, for JSON)."""
+    saved = optimizer.state_dict()
+    tensors = {}
+    for index, slots in saved["state"].items():
+        tensors.update({f"{index}.{name}": t for name, t in slots.items()})
+    return tensors, saved["param_groups"]
+
+
+def load_adam(optimizer: torch.optim.Adam, tensors: dict, groups: list, device) -> None:
+    """Put back what :func:`adam_tensors` saved."""
+    slots: dict[int, dict] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        # Adam keeps its step count on the CPU, its moments beside the weights.
+        slots.setdefault(int(index), {})[name] = value.cpu() if name == "step" else value.to(device)
+    optimizer.load_state_dict({"state": slots, "param_groups": groups})
 
 
 def _batches(inputs: SparseRows, codes, batch_size, generator):

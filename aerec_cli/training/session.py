@@ -11,11 +11,9 @@ import contextlib
 import copy
 import ctypes
 import platform
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +29,12 @@ from aerec_cli.models import kinds
 from aerec_cli.models.autoencoders import RatingAutoencoder, build_model
 from aerec_cli.models.batches import SparseBatch, SparseRows, oriented, row_batches
 from aerec_cli.scoring import serving_file
-from aerec_cli.storage import dataset_store, run_store
+from aerec_cli.storage import atomic, dataset_store, run_store
 from aerec_cli.training.config import RANKER_KIND, RANKER_ORIENTATION, TrainConfig
 from aerec_cli.training.distributed import World
-from aerec_cli.training.pretraining import pretrain
+from aerec_cli.training.memory import check_fits
+from aerec_cli.training.pretraining import LayerwisePretraining, adam_tensors, load_adam
+from aerec_cli.training.stopping import stop_on_signals, stopped_error
 
 
 @dataclass
@@ -44,6 +44,7 @@ class FitResult:
     best_epoch: int
     best_val_rmse: float
     seconds: float
+    warnings: list[str] = field(default_factory=list)  # e.g. a derived file left unwritten
 
 
 EpochCallback = Callable[[dict], None]
@@ -124,6 +125,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
         matrix = oriented(train, config.orientation)
+        # Refused before anything the size of the network is allocated.
+        check_fits(config, matrix, device, n_items=train.shape[1], processes=self.world.size)
         fit_matrix, *self.validation = hold_out(matrix, config.val_fraction, config.seed)
         if fit_matrix.nnz == 0 or len(self.validation[2]) == 0:
             raise AerecError("too few training ratings to hold out a validation slice")
@@ -147,6 +150,15 @@ class Trainer:
             ],
             lr=config.lr,
         )
+        self.pretraining = LayerwisePretraining(
+            self.model,
+            self.inputs,
+            epochs=config.pretrain_epochs,
+            lr=config.lr,
+            batch_size=config.batch_size,
+            cd_steps=config.options.get("cd_steps"),  # deep's RBMs only; stacked has none
+            generator=self.generator,
+        )
         _keep_freed_memory()
         self.history: list[dict] = []
         self.epoch, self.best_epoch, self.best_rmse = 0, 0, float("inf")
@@ -161,17 +173,11 @@ class Trainer:
         """
         started = time.perf_counter() - self.seconds
         config = self.config
-        if self.epoch == 0 and self.model.pretraining and config.pretrain_epochs:
-            self.history += pretrain(
-                self.model,
-                self.inputs,
-                config.pretrain_epochs,
-                config.lr,
-                config.batch_size,
-                config.options.get("cd_steps"),  # deep's RBMs only; stacked has none
-                self.generator,
-                self.on_epoch,
-            )
+        if not self.pretraining.done:
+            # Stopped after any pretraining epoch, as after any fine-tuning one.
+            if not self.pretraining.run(self._record, lambda: self._stop_agreed(stop)):
+                self.seconds = time.perf_counter() - started
+                raise TrainingStopped(self, "interrupted")
         while self.epoch < config.epochs and self.epoch - self.best_epoch < config.patience:
             t0 = time.perf_counter()
             loss, val_rmse = self._epoch()
@@ -187,22 +193,29 @@ class Trainer:
                 "val_rmse": round(val_rmse, 6),
                 "seconds": round(time.perf_counter() - t0, 4),
             }
-            self.history.append(row)
-            if self.on_epoch:
-                self.on_epoch(row)
+            self._record(row)
             if val_rmse < self.best_rmse - 1e-6:
                 self.best_rmse, self.best_epoch = val_rmse, self.epoch
                 self.best_state = copy.deepcopy(self.model.state_dict())
             self._maybe_decay_lr()
             self.seconds = time.perf_counter() - started
-            # Every process must stop at the same epoch, so the flag is summed over them.
-            wants_stop = torch.tensor(float(stop()), device=self.device)
-            if self.epoch < config.epochs and float(self.world.sum(wants_stop)) > 0:
+            if self.epoch < config.epochs and self._stop_agreed(stop):
                 raise TrainingStopped(self, "interrupted")
         self.model.load_state_dict(self.best_state)
         return FitResult(
             self.model.eval(), self.history, self.best_epoch, self.best_rmse, self.seconds
         )
+
+    def _record(self, row: dict) -> None:
+        self.history.append(row)
+        if self.on_epoch:
+            self.on_epoch(row)
+
+    def _stop_agreed(self, stop: Callable[[], bool]) -> bool:
+        """Whether any process was asked to stop: all of them must stop at the same epoch,
+        so the flag is summed over them."""
+        wants_stop = torch.tensor(float(stop()), device=self.device)
+        return float(self.world.sum(wants_stop)) > 0
 
     def _maybe_decay_lr(self) -> None:
         """Halve the step size each time --lr-patience epochs pass without a better epoch."""
@@ -240,9 +253,10 @@ class Trainer:
         """Tensors (for safetensors) and plain values (for JSON) that resume this run."""
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update({f"best.{k}": v for k, v in (self.best_state or {}).items()})
-        optimizer = self.optimizer.state_dict()
-        for index, slots in optimizer["state"].items():
-            tensors.update({f"adam.{index}.{name}": t for name, t in slots.items()})
+        adam, groups = adam_tensors(self.optimizer)
+        tensors.update({f"adam.{k}": v for k, v in adam.items()})
+        pretraining, pretrain_info = self.pretraining.state()
+        tensors.update({f"pretrain.adam.{k}": v for k, v in pretraining.items()})
         tensors["generator"] = self.generator.get_state()
         info = {
             "epoch": self.epoch,
@@ -250,7 +264,8 @@ class Trainer:
             "best_rmse": self.best_rmse,
             "history": self.history,
             "seconds": self.seconds,
-            "adam_groups": optimizer["param_groups"],
+            "adam_groups": groups,
+            "pretrain": pretrain_info,  # None once pretraining is over
         }
         return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, info
 
@@ -261,13 +276,8 @@ class Trainer:
         self.model.load_state_dict(part("model."))
         best = part("best.")
         self.best_state = {k: v.to(self.device) for k, v in best.items()} or None
-        slots: dict[int, dict] = {}
-        for key, value in part("adam.").items():
-            index, name = key.split(".", 1)
-            slots.setdefault(int(index), {})[name] = value.to(self.device)
-        for slot in slots.values():
-            slot["step"] = slot["step"].cpu()  # Adam keeps its step count on the CPU
-        self.optimizer.load_state_dict({"state": slots, "param_groups": info["adam_groups"]})
+        load_adam(self.optimizer, part("adam."), info["adam_groups"], self.device)
+        self.pretraining.restore(part("pretrain.adam."), info.get("pretrain"))
         self.generator.set_state(tensors["generator"])
         self.epoch, self.best_epoch = info["epoch"], info["best_epoch"]
         self.best_rmse, self.history = info["best_rmse"], info["history"]
@@ -306,7 +316,7 @@ def fit(
     try:
         return Trainer(train, config, device, rating_scale, on_epoch, world).fit()
     except TrainingStopped as stopped:
-        raise _stopped_error(stopped, None) from None
+        raise stopped_error(stopped, None) from None
 
 
 def train_run(
@@ -401,26 +411,69 @@ def _train_and_save(home, name, trainer: Trainer, dataset, stop, replace=False):
     try:
         result = trainer.fit(stop)
     except TrainingStopped as stopped:
-        kept = trainer.best_state is not None  # at least one whole, finite epoch
+        # An interruption comes after a whole epoch (pretraining's included): resumable.
+        # A divergence keeps only a whole, finite fine-tuning epoch.
+        kept = stopped.reason == "interrupted" or trainer.best_state is not None
+        unsaved = None
         if trainer.world.is_main and kept:
             resume = trainer.state() if stopped.reason == "interrupted" else None
-            _save(home, name, trainer, dataset, stopped.reason, replace, resume)
-        raise _stopped_error(stopped, name if kept else None) from None
+            try:
+                _save(home, name, trainer, dataset, stopped.reason, replace, resume)
+            except OSError as exc:  # the disk is full, say
+                unsaved = exc
+        raise stopped_error(
+            stopped, name if kept else None, unsaved=unsaved, earlier=replace
+        ) from None
     if not trainer.world.is_main:
         return None, result
     ranked = _fit_ranker(trainer, dataset, stop) if trainer.config.ranks else None
-    saved = _save(home, name, trainer, dataset, "finished", replace, ranked=ranked)
-    # What scoring needs that does not depend on the user (see scoring/serving_file.py).
-    serving_file.save(
-        saved.path,
-        result.model,
-        dataset.train,
-        trainer.config.orientation,
-        dataset_meta_sha256=dataset.meta_hash,
-        weights_sha256=serving_file.weights_digest(saved),
-        ranker=None if ranked is None else (ranked.model, ranked.ease),
-    )
+    try:
+        saved = _save(home, name, trainer, dataset, "finished", replace, ranked=ranked)
+    except OSError as exc:
+        raise _unsaved(home, name, trainer, dataset, replace, exc) from None
+    result.warnings += _save_serving(saved, result.model, trainer, dataset, ranked)
     return saved, result
+
+
+def _unsaved(home, name, trainer: Trainer, dataset, replace, exc: OSError) -> AerecError:
+    """The finished run could not be saved (every write goes to a temp name first, so what
+    was stored is intact). Its resumable state is kept if that fits, as it lacks the ranker
+    and the serving file: `train --resume` then refits only the ranker, and saves."""
+    why, remedy = atomic.write_failure(exc)
+    try:
+        _save(home, name, trainer, dataset, "interrupted", replace, trainer.state())
+        kept = "it keeps a resumable state of the whole training"
+    except OSError:
+        if not replace:
+            return AerecError(
+                f"run {name} could not be saved: {why}; nothing was saved: {remedy} and train again"
+            )
+        kept = "it keeps its earlier state"
+    return AerecError(
+        f"run {name} could not be saved: {why}; {kept}: {remedy}, then aerec train --resume {name}"
+    )
+
+
+def _save_serving(saved, model, trainer: Trainer, dataset, ranked) -> list[str]:
+    """What scoring needs that does not depend on the user (see scoring/serving_file.py).
+    A derived file: if it cannot be written now, scoring builds it on first use."""
+    try:
+        serving_file.save(
+            saved.path,
+            model,
+            dataset.train,
+            trainer.config.orientation,
+            dataset_meta_sha256=dataset.meta_hash,
+            weights_sha256=serving_file.weights_digest(saved),
+            ranker=None if ranked is None else (ranked.model, ranked.ease),
+        )
+    except OSError as exc:
+        why, remedy = atomic.write_failure(exc)
+        return [
+            f"run {saved.name} is saved, but its serving file could not be written ({why}); "
+            f"scoring builds it on first use: {remedy}"
+        ]
+    return []
 
 
 def _fit_ranker(trainer: Trainer, dataset, stop):
@@ -435,7 +488,6 @@ def _fit_ranker(trainer: Trainer, dataset, stop):
         on_epoch=trainer.on_epoch,
         stop=stop,
     )
-    trainer.history += ranked.history
     return ranked
 
 
@@ -481,58 +533,12 @@ def _save(home, name, trainer: Trainer, dataset, status, replace, resume=None, r
         name,
         model.eval(),
         run_config,
-        trainer.history,
+        trainer.history + (ranked.history if ranked is not None else []),
         metrics,
         replace,
         resume,
         ranker=None if ranked is None else ranker_record(ranked),
     )
-
-
-def _stopped_error(stopped: TrainingStopped, run: str | None) -> AerecError:
-    trainer = stopped.trainer
-    if stopped.reason == "interrupted":
-        where = f"run {run} keeps it" if run else "nothing was saved"
-        return AerecError(
-            f"interrupted after epoch {trainer.epoch}; {where}. "
-            f"Continue with: aerec train --resume {run}"
-            if run
-            else "interrupted; train again",
-            exit_code=130,
-        )
-    kept = (
-        f"; the best weights so far (epoch {trainer.best_epoch}, validation RMSE "
-        f"{trainer.best_rmse:.4f}) are saved in run {run}"
-        if run and trainer.best_state is not None
-        else ""
-    )
-    return AerecError(
-        f"training diverged at epoch {trainer.epoch} (the loss became NaN or infinite): the "
-        f"learning rate is likely too high for this data; lower --lr (now {trainer.config.lr:g})"
-        f" or raise --weight-decay{kept}"
-    )
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[Callable[[], bool]]:
-    """Within the block, the first SIGINT or SIGTERM asks training to stop after the current
-    epoch (its state is saved); a second one stops at once (KeyboardInterrupt)."""
-    requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield requested.is_set  # signals reach the main thread only: nothing to install
-        return
-
-    def handle(signum, frame):
-        if requested.is_set():
-            raise KeyboardInterrupt
-        requested.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield requested.is_set
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 # --- the whole of `aerec train`, for the CLI and Python alike ------------------------------
@@ -544,6 +550,7 @@ class TrainingStart:
 
     description: str  # e.g. "training denoising (item-based) on cpu"
     config: TrainConfig  # the settings in force (a resumed run's own)
+    resumed: dict | None = None  # a resumed run's metrics: epochs_run, best_epoch, val_rmse
 
 
 def train(
@@ -569,17 +576,19 @@ def train(
     from aerec_cli.training import distributed
     from aerec_cli.training.device import configure_threads, select_device
 
+    resumed = None
     if resume is None:
         config = config or TrainConfig()
         config.check()
     else:
-        config = TrainConfig.from_dict(run_store.load_run(home, resume).config["train"], saved=True)
+        stored = run_store.load_run(home, resume)
+        config, resumed = TrainConfig.from_dict(stored.config["train"], saved=True), stored.metrics
     configure_threads(threads)
     world, torch_device = distributed.join(select_device(device))
     try:
         if on_start is not None and world.is_main:
             where = f"{world.size} processes" if world.active else str(torch_device)
-            on_start(TrainingStart(f"{_what(config, resume)} on {where}", config))
+            on_start(TrainingStart(f"{_what(config, resume)} on {where}", config, resumed))
         with stop_on_signals() as stop:
             if resume is not None:
                 return resume_run(home, resume, torch_device, on_epoch, world, stop)

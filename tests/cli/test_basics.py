@@ -115,3 +115,50 @@ def test_help_keeps_the_bracketed_defaults(home):
     out = re.sub(r"[│\s]+", " ", ok(run_cli(home, "--help")).stdout)
     assert "live ." not in out
     assert "user data dir" in out
+
+
+# --- global options after the command --------------------------------------------------
+
+
+def test_global_options_work_after_the_command(ingested_home, tmp_path):
+    train = ["train", "--epochs", "2", "--hidden", "4", "--objective", "rating"]
+    after = ok(run_cli(None, *train, "--run", "a", "-q", "--seed", "7", "--home", ingested_home))
+    assert after.stderr == ""  # -q took effect
+    before = ok(run_cli(ingested_home, "-q", "--seed", "7", *train, "--run", "b"))
+    runs = {r["run"]: r for r in ok(run_cli(ingested_home, "runs", "--format", "json")).json()}
+    assert runs["a"]["val_rmse"] == runs["b"]["val_rmse"]  # the same seed reached training
+    assert "run b" in before.stdout
+    config = json.loads((ingested_home / "runs" / "a" / "config.json").read_text())
+    assert config["train"]["seed"] == 7
+    listed = ok(run_cli(None, "runs", "--format=json", "--home", str(ingested_home))).json()
+    assert {r["run"] for r in listed} == {"a", "b"}
+    # --opt=value and flags mixed with the command's own options.
+    ok(run_cli(None, "recommend", "--user", "4", f"--home={ingested_home}", "--run", "a", "-v"))
+
+
+def test_a_value_of_the_commands_own_option_is_never_taken_for_a_global_one(tmp_path):
+    # `--name -q` names the dataset "-q"...: the dataset-name rule refuses it, nothing moves.
+    result = run_cli(tmp_path / "home", "ingest", "sample", "--name", "--seed")
+    assert_clean_error(result, "dataset name '--seed'")
+
+
+def test_options_after_a_double_dash_stay_where_they_are(tmp_path):
+    result = run_cli(tmp_path / "home", "ingest", "--", "-q")
+    assert_clean_error(result, "-q")  # read as the source, which does not exist
+
+
+def test_a_wrong_global_option_after_the_command_is_named(ingested_home):
+    assert_clean_error(run_cli(ingested_home, "train", "--seed", "-1"), "--seed must be")
+    assert_clean_error(run_cli(ingested_home, "train", "--threads", "x"), "--threads")
+
+
+def test_ctrl_c_outside_training_says_interrupted(home, monkeypatch):
+    from aerec_cli.storage import dataset_store
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dataset_store, "ingest", interrupted)
+    result = run_cli(home, "ingest", "sample")
+    assert result.exit_code == 130
+    assert_clean_error(result, "interrupted")

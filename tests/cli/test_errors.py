@@ -119,6 +119,15 @@ def test_recommend_unknown_format(trained_once):
         (["--val-fraction", "0.7"], "--val-fraction"),
         (["--run", "a/b"], "run name"),
         (["--epochs", "many"], "--epochs"),
+        # Not finite: refused by name rather than trained and blamed on --lr.
+        (["--weight-decay", "nan"], "--weight-decay must be a finite number"),
+        (["--lr", "inf"], "--lr must be a finite number"),
+        (["--noise", "gaussian", "--noise-std", "inf"], "--noise-std must be a finite number"),
+        (["--corruption", "nan"], "--corruption must be a finite number"),
+        # Past what the counters and generators hold.
+        (["--batch-size", "99999999999999999999"], "--batch-size"),
+        (["--epochs", "99999999999999999999"], "--epochs"),
+        (["--kind", "deep", "--hidden", "4,2", "--cd-steps", "100000"], "--cd-steps"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )
@@ -176,6 +185,23 @@ def test_threads_below_one(ingested_home):
     assert_clean_error(run_cli(ingested_home, "--threads", "0", "train", *TINIEST), "--threads")
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--seed", "-1"), ("--seed", "99999999999999999999"), ("--threads", "100000")],
+)
+@pytest.mark.parametrize("command", [["train", *TINIEST], ["ingest", "sample", "--name", "s"]])
+def test_global_numbers_out_of_range(ingested_home, option, value, command):
+    result = run_cli(ingested_home, option, value, *command, threads=None)
+    assert_clean_error(result, f"{option} must be")
+    assert no_new_runs(ingested_home)
+    assert not (ingested_home / "datasets" / "s").exists()
+
+
+@pytest.mark.parametrize("k", ["0", "99999999999999999999"])
+def test_evaluate_k_out_of_range(trained_once, k):
+    assert_clean_error(run_cli(trained_once, "evaluate", "--k", k), "--k must be at")
+
+
 def test_unknown_option(ingested_home):
     assert_clean_error(run_cli(ingested_home, "train", "--bogus"), "--bogus")
     assert_clean_error(run_cli(ingested_home, "--bogus", "datasets"), "--bogus")
@@ -187,3 +213,16 @@ def test_unknown_command(home):
 
 def test_unknown_format(home):
     assert_clean_error(run_cli(home, "datasets", "--format", "yaml"), "--format")
+
+
+def test_a_full_disk_anywhere_is_one_clean_line(ingested_home, monkeypatch):
+    import errno
+
+    from aerec_cli.storage import dataset_store
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "somewhere")
+
+    monkeypatch.setattr(dataset_store, "list_datasets", full)
+    result = run_cli(ingested_home, "datasets")
+    assert_clean_error(result, "no space left on the disk (somewhere)", "unchanged", "free some")

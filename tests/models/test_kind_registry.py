@@ -75,7 +75,11 @@ def test_the_default_l2_grows_with_the_ratings_and_a_given_one_does_not():
     ("kind", "options", "message"),
     [
         ("denoising", {"corruption": 1.5}, "--corruption must be in [0, 1), not 1.5"),
-        ("denoising", {"corruption": math.nan}, "--corruption must be in [0, 1), not nan"),
+        (
+            "denoising",
+            {"corruption": math.nan},
+            "--corruption must be a finite number in [0, 1), not nan",
+        ),
         ("denoising", {"noise": "salt"}, "--noise must be one of mask, gaussian, mask+gaussian"),
         ("denoising", {"noise_std": -1}, "--noise-std must be 0 or more, not -1"),
         ("sparse", {"sparsity_target": 0}, "--sparsity-target must be in (0, 1), not 0"),

@@ -19,6 +19,7 @@ from aerec_cli.training.config import TrainConfig
 from tests.helpers import assert_clean_error, ok, run_cli
 
 CPU = torch.device("cpu")
+AEREC = [sys.executable, "-m", "aerec_cli"]
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,106 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(home, kind):
     assert resumed.metrics["epochs_run"] == whole.metrics["epochs_run"]
     with pytest.raises(AerecError, match="no state to resume"):
         session.resume_run(home, f"{kind}-cut", CPU)
+
+
+def _stop_in_pretraining(layer, epoch):
+    seen = []
+
+    def on_epoch(row):
+        seen.append((row["phase"], row.get("layer"), row["epoch"]))
+
+    return on_epoch, (lambda: bool(seen) and seen[-1] == ("pretrain", layer, epoch))
+
+
+@pytest.mark.parametrize(("kind", "layer", "epoch"), [("stacked", 1, 1), ("deep", 2, 3)])
+def test_stop_in_pretraining_resumes_exactly_like_an_uninterrupted_run(home, kind, layer, epoch):
+    torch.set_num_threads(1)
+    config = TrainConfig(
+        kind=kind,
+        hidden=[16, 8],
+        epochs=4,
+        patience=4,
+        objective="rating",
+        options={"pretrain_epochs": 3},
+    )
+    whole, _ = session.train_run(home, config, CPU, run=f"{kind}-pre-whole")
+    on_epoch, stop = _stop_in_pretraining(layer, epoch)
+    name = f"{kind}-pre-cut-{layer}-{epoch}"
+    with pytest.raises(AerecError) as stopped:
+        session.train_run(home, config, CPU, run=name, on_epoch=on_epoch, stop=stop)
+    assert stopped.value.exit_code == 130
+    assert f"in pretraining, after epoch {epoch} of layer {layer}" in stopped.value.message
+    assert f"aerec train --resume {name}" in stopped.value.message
+    cut = run_store.load_run(home, name)
+    assert cut.metrics["status"] == "interrupted" and cut.metrics["epochs_run"] == 0
+    assert len(cut.history()) == 3 * (layer - 1) + epoch  # the pretraining rows so far
+
+    resumed, _ = session.resume_run(home, name, CPU)
+    assert resumed.metrics["status"] == "finished"
+    assert resumed.metrics["val_rmse"] == whole.metrics["val_rmse"]
+    assert resumed.metrics["epochs_run"] == whole.metrics["epochs_run"]
+    assert [r["train_loss"] for r in resumed.history()] == [
+        r["train_loss"] for r in whole.history()
+    ]
+    for key, value in whole.load_model(CPU).state_dict().items():
+        assert torch.equal(value, resumed.load_model(CPU).state_dict()[key]), key
+
+
+def test_sigint_in_pretraining_stops_after_the_epoch_with_a_resumable_run(home):
+    process = subprocess.Popen(
+        [
+            *AEREC,
+            "--home",
+            str(home),
+            "--threads",
+            "1",
+            "-v",
+            "train",
+            "--kind",
+            "deep",
+            "--pretrain-epochs",
+            "300",  # about 10 s a layer: long enough to be stopped in, finite if not
+            "--epochs",
+            "2",
+            "--objective",
+            "rating",
+            "--run",
+            "sig-pre",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    for line in process.stderr:
+        if "pretrain 1 epoch 2:" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate()
+    assert process.returncode == 130, stderr
+    assert "in pretraining" in stderr and "aerec train --resume sig-pre" in stderr
+    assert "Traceback" not in stderr
+    run = run_store.load_run(home, "sig-pre")
+    assert run.metrics["status"] == "interrupted"
+    assert (run.path / run_store.RESUME_TENSORS).is_file()
+
+
+def test_a_second_ctrl_c_in_pretraining_says_interrupted(home, monkeypatch):
+    from aerec_cli.training import pretraining
+
+    calls = []
+    real_epoch = pretraining._rbm_epoch
+
+    def second_ctrl_c(*args):
+        calls.append(1)
+        if len(calls) == 2:  # what stop_on_signals raises on a second Ctrl-C
+            raise KeyboardInterrupt
+        return real_epoch(*args)
+
+    monkeypatch.setattr(pretraining, "_rbm_epoch", second_ctrl_c)
+    result = run_cli(home, "train", "--kind", "deep", "--hidden", "8,4", "--run", "twice")
+    assert result.exit_code == 130
+    assert_clean_error(result, "interrupted")
 
 
 def test_sigint_saves_a_resumable_run_and_resume_finishes_it(home):

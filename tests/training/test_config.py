@@ -1,0 +1,67 @@
+"""TrainConfig.check: every numeric setting, the kind options included, is finite and in range
+before anything is built (a value that trains nothing is refused by its own flag's name)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from aerec_cli.errors import AerecError
+from aerec_cli.models import kinds
+from aerec_cli.training.config import NUMBERS, TrainConfig, check_threads
+
+NOT_FINITE = [math.nan, math.inf, -math.inf]
+
+
+@pytest.mark.parametrize("value", NOT_FINITE, ids=str)
+@pytest.mark.parametrize("rule", [r for r in NUMBERS if r.type is float], ids=lambda r: r.flag)
+def test_every_float_setting_refuses_what_is_not_finite(rule, value):
+    with pytest.raises(AerecError, match=rule.flag):
+        TrainConfig(**{rule.name: value}).check()
+
+
+@pytest.mark.parametrize("value", NOT_FINITE, ids=str)
+@pytest.mark.parametrize(
+    ("kind", "option"),
+    [(takers[0].name, option) for option, takers in kinds.options() if option.type is float],
+    ids=lambda v: v if isinstance(v, str) else v.flag,
+)
+def test_every_float_kind_option_refuses_what_is_not_finite(kind, option, value):
+    with pytest.raises(AerecError, match=f"{option.flag} must be a finite number"):
+        TrainConfig(kind=kind, options={option.name: value}).check()
+
+
+@pytest.mark.parametrize("rule", [r for r in NUMBERS if r.type is int], ids=lambda r: r.flag)
+def test_every_whole_number_setting_is_bounded_on_both_sides(rule):
+    for value in (rule.low - 1, 10**20):
+        with pytest.raises(AerecError, match=rule.flag):
+            TrainConfig(**{rule.name: value}).check()
+    TrainConfig(**{rule.name: int(rule.high)}).check()  # the bounds themselves are allowed
+
+
+@pytest.mark.parametrize(
+    ("kind", "option", "value"),
+    [("deep", "cd_steps", 10**6), ("stacked", "pretrain_epochs", 10**20)],
+)
+def test_whole_number_kind_options_have_an_upper_bound(kind, option, value):
+    with pytest.raises(AerecError, match=option.replace("_", "-")):
+        TrainConfig(kind=kind, options={option: value}).check()
+
+
+def test_seed_fits_every_generator():
+    for seed in (-1, 2**32, 99999999999999999999):
+        with pytest.raises(AerecError, match="--seed"):
+            TrainConfig(seed=seed).check()
+    TrainConfig(seed=2**32 - 1).check()
+
+
+@pytest.mark.parametrize("threads", [0, -1, 100000, 10**20])
+def test_threads_beyond_the_cpus_are_refused(threads):
+    with pytest.raises(AerecError, match="--threads must be from 1 to"):
+        check_threads(threads)
+
+
+def test_threads_default_and_one_are_fine():
+    check_threads(None)
+    check_threads(1)
