@@ -156,7 +156,10 @@ def root(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed for splits, initialisation and shuffling."),
     threads: int = typer.Option(
-        None, "--threads", help="CPU threads \\[default: the CPUs this process may use]."
+        None,
+        "--threads",
+        help="CPU threads \\[default: the CPUs this process may use, less those busy when it "
+        "starts (1-minute load average): torch's threads stall each other on shared cores].",
     ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Print more detail to stderr."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print no progress to stderr."),

@@ -65,3 +65,29 @@ def test_threads_beyond_the_cpus_are_refused(threads):
 def test_threads_default_and_one_are_fine():
     check_threads(None)
     check_threads(1)
+
+
+@pytest.mark.parametrize(
+    "load, cpus, expected", [(0.2, 2, 2), (0.6, 2, 1), (1.2, 2, 1), (7.0, 2, 1), (1.4, 8, 7)]
+)
+def test_default_threads_leave_out_the_cores_busy_at_the_start(monkeypatch, load, cpus, expected):
+    """torch's threads stall each other when another process holds a core: the default
+    counts only the CPUs that were idle (by the 1-minute load average) when training began."""
+    from aerec_cli.training import device
+
+    monkeypatch.setattr(device, "available_cpus", lambda: cpus)
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (load, load, load))
+    assert device.idle_cpus() == expected
+    assert device.configure_threads(None) == expected
+    assert device.configure_threads(1) == 1
+
+
+def test_default_threads_without_a_load_average(monkeypatch):
+    from aerec_cli.training import device
+
+    def missing():
+        raise OSError("no load average")
+
+    monkeypatch.setattr(device, "available_cpus", lambda: 2)
+    monkeypatch.setattr(device.os, "getloadavg", missing)
+    assert device.idle_cpus() == 2
