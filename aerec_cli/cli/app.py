@@ -106,7 +106,7 @@ app = typer.Typer(
     help="aerec: rating prediction and top-N recommendation with autoencoders.\n\n"
     "The options below also work after the command: aerec train -q is aerec -q train.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion and --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
