@@ -172,6 +172,28 @@ def save(
     return target
 
 
+def save_for_run(saved: run_store.Run, model, dataset, ranked) -> list[str]:
+    """Save the serving file of a run just saved. A derived file: if it cannot be written now,
+    scoring builds it on first use (the warning returned says so)."""
+    try:
+        save(
+            saved.path,
+            model,
+            dataset.train,
+            saved.config["orientation"],
+            dataset_meta_sha256=dataset.meta_hash,
+            weights_sha256=weights_digest(saved),
+            ranker=None if ranked is None else (ranked.model, ranked.ease),
+        )
+    except OSError as exc:
+        why, remedy = atomic.write_failure(exc)
+        return [
+            f"run {saved.name} is saved, but its serving file could not be written ({why}); "
+            f"scoring builds it on first use: {remedy}"
+        ]
+    return []
+
+
 def _data_section(blob: bytes | memoryview) -> memoryview:
     """The tensor bytes of a safetensors file: after the 8-byte header length and the header."""
     view = memoryview(blob)

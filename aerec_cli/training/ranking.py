@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,6 +46,7 @@ class RankerFit:
     # Ended by ``stop()`` (Ctrl-C) before early stopping or the last epoch.
     stopped: bool = False
     seconds: float = 0.0  # the whole fit, EASE included
+    warnings: list[str] = field(default_factory=list)  # e.g. a derived file left unwritten
 
 
 def ease_lambda(n_users: int) -> float:

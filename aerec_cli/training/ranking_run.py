@@ -94,14 +94,5 @@ def fit_and_save(
             f"stopped: aerec train --resume {name} trains it again from its first epoch",
             exit_code=130,
         )
-    # What scoring needs that does not depend on the user (see scoring/serving_file.py).
-    serving_file.save(
-        saved.path,
-        None,
-        dataset.train,
-        saved.config["orientation"],
-        dataset_meta_sha256=dataset.meta_hash,
-        weights_sha256=serving_file.weights_digest(saved),
-        ranker=(ranked.model, ranked.ease),
-    )
+    ranked.warnings += serving_file.save_for_run(saved, None, dataset, ranked)
     return saved, ranked

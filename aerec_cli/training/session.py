@@ -431,7 +431,7 @@ def _train_and_save(home, name, trainer: Trainer, dataset, stop, replace=False):
         saved = _save(home, name, trainer, dataset, "finished", replace, ranked=ranked)
     except OSError as exc:
         raise _unsaved(home, name, trainer, dataset, replace, exc) from None
-    result.warnings += _save_serving(saved, result.model, trainer, dataset, ranked)
+    result.warnings += serving_file.save_for_run(saved, result.model, dataset, ranked)
     return saved, result
 
 
@@ -452,28 +452,6 @@ def _unsaved(home, name, trainer: Trainer, dataset, replace, exc: OSError) -> Ae
     return AerecError(
         f"run {name} could not be saved: {why}; {kept}: {remedy}, then aerec train --resume {name}"
     )
-
-
-def _save_serving(saved, model, trainer: Trainer, dataset, ranked) -> list[str]:
-    """What scoring needs that does not depend on the user (see scoring/serving_file.py).
-    A derived file: if it cannot be written now, scoring builds it on first use."""
-    try:
-        serving_file.save(
-            saved.path,
-            model,
-            dataset.train,
-            trainer.config.orientation,
-            dataset_meta_sha256=dataset.meta_hash,
-            weights_sha256=serving_file.weights_digest(saved),
-            ranker=None if ranked is None else (ranked.model, ranked.ease),
-        )
-    except OSError as exc:
-        why, remedy = atomic.write_failure(exc)
-        return [
-            f"run {saved.name} is saved, but its serving file could not be written ({why}); "
-            f"scoring builds it on first use: {remedy}"
-        ]
-    return []
 
 
 def _fit_ranker(trainer: Trainer, dataset, stop):

@@ -223,6 +223,6 @@ def test_a_full_disk_anywhere_is_one_clean_line(ingested_home, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "somewhere")
 
-    monkeypatch.setattr(dataset_store, "list_datasets", full)
+    monkeypatch.setattr(dataset_store, "scan_datasets", full)
     result = run_cli(ingested_home, "datasets")
     assert_clean_error(result, "no space left on the disk (somewhere)", "unchanged", "free some")
