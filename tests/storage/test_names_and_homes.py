@@ -92,11 +92,11 @@ def test_a_config_pointing_at_another_dataset_folder_is_damaged(homes):
 
 def test_a_name_too_long_for_the_disk_is_refused_before_training(ingested_home, sources):
     long = "r" * 151
-    assert_clean_error(run_cli(ingested_home, "train", *TINIEST, "--run", long), "at most 150")
+    assert_clean_error(run_cli(ingested_home, "train", *TINIEST, "--run", long), "the most is 150")
     assert not (ingested_home / "runs").exists() or not any((ingested_home / "runs").iterdir())
     name = "d" * 101
     assert_clean_error(
-        run_cli(ingested_home, "ingest", sources.ml1m_zip, "--name", name), "at most 100"
+        run_cli(ingested_home, "ingest", sources.ml1m_zip, "--name", name), "the most is 100"
     )
     ok(run_cli(ingested_home, "-q", "train", *TINIEST, "--run", "r" * 150))
 
