@@ -96,20 +96,10 @@ class Bench:
                     if (folder / "bench.json").exists()
                     else {},
                 )
-        trained = self.aerec(
-            "train",
-            "--data",
-            dataset,
-            "--kind",
-            kind,
-            "--orientation",
-            orientation,
-            "--objective",
-            objective,
-            "--run",
-            run,
-            seed=seed,
-        )
+        # The ranker alone has no kind or orientation: `train` refuses those flags with it.
+        model = [] if objective == "ranking" else ["--kind", kind, "--orientation", orientation]
+        args = ["train", "--data", dataset, *model, "--objective", objective, "--run", run]
+        trained = self.aerec(*args, seed=seed)
         self.aerec("evaluate", "--run", run, "--format", "json")
         measured = {"wall": trained["wall"], "rss_mb": trained["rss_mb"]}
         (folder / "bench.json").write_text(json.dumps(measured))
