@@ -143,3 +143,27 @@ def planted(tmp_path_factory, planted_template) -> Path:
     home = tmp_path_factory.mktemp("planted-copy") / "home"
     shutil.copytree(planted_template, home)
     return home
+
+
+@pytest.fixture
+def interrupted(ingested_home) -> Path:
+    """A home with run "cut": interrupted after epoch 2 of 6, resumable."""
+    import torch
+
+    from aerec_cli.errors import AerecError
+    from aerec_cli.training import session
+    from aerec_cli.training.config import TrainConfig
+
+    torch.set_num_threads(1)
+    config = TrainConfig(hidden=[4], epochs=6, patience=6, objective="rating")
+    seen: list[dict] = []
+    with pytest.raises(AerecError):
+        session.train_run(
+            ingested_home,
+            config,
+            torch.device("cpu"),
+            run="cut",
+            on_epoch=seen.append,
+            stop=lambda: len(seen) >= 2,
+        )
+    return ingested_home

@@ -3,35 +3,14 @@ metrics never undoes a newer state (run_store.Run.update_metrics)."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
-from aerec_cli.errors import AerecError
 from aerec_cli.evaluation import evaluator
 from aerec_cli.storage import run_store
 from aerec_cli.training import session
-from aerec_cli.training.config import TrainConfig
 from tests.helpers import assert_clean_error, ok, run_cli
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture
-def interrupted(ingested_home):
-    """A home with run "cut": interrupted after epoch 2 of 6, resumable."""
-    torch.set_num_threads(1)
-    config = TrainConfig(hidden=[4], epochs=6, patience=6, objective="rating")
-    seen = []
-    with pytest.raises(AerecError):
-        session.train_run(
-            ingested_home,
-            config,
-            CPU,
-            run="cut",
-            on_epoch=lambda row: seen.append(row),
-            stop=lambda: len(seen) >= 2,
-        )
-    return ingested_home
 
 
 def during_evaluation(monkeypatch, action):

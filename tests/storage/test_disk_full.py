@@ -14,7 +14,6 @@ import torch
 from aerec_cli.errors import AerecError
 from aerec_cli.storage import atomic, run_store
 from aerec_cli.training import session
-from aerec_cli.training.config import TrainConfig
 from tests.helpers import TINIEST, assert_clean_error, ok, run_cli
 
 CPU = torch.device("cpu")
@@ -98,23 +97,6 @@ def test_an_unwritable_serving_file_is_a_warning_and_built_on_first_use(ingested
     assert_clean_error(run_cli(ingested_home, "evaluate"), "no space left", "run is unchanged")
     monkeypatch.undo()
     ok(run_cli(ingested_home, "evaluate"))
-
-
-@pytest.fixture
-def interrupted(ingested_home):
-    """Run "cut", interrupted after epoch 2 of 6."""
-    config = TrainConfig(hidden=[4], epochs=6, patience=6, objective="rating")
-    seen = []
-    with pytest.raises(AerecError):
-        session.train_run(
-            ingested_home,
-            config,
-            CPU,
-            run="cut",
-            on_epoch=seen.append,
-            stop=lambda: len(seen) >= 2,
-        )
-    return ingested_home
 
 
 def test_resume_on_a_full_disk_keeps_the_earlier_state(interrupted, monkeypatch):
