@@ -138,7 +138,7 @@ def _weight_decay_param(param: inspect.Parameter) -> inspect.Parameter:
             None,
             "--weight-decay",
             help=f"L2 strength (AutoRec's lambda) \\[default: {common:g}{others}; grown as "
-            "(ratings / 85,000)^0.4 on larger data].",
+            "(ratings / 90,000)^0.4 on larger data].",
         ),
     )
 
