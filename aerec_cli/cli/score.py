@@ -212,7 +212,8 @@ def _print_listing(result: dict, title: str, *, include_rated: bool, explain: bo
         rows.append(row)
     if explain:
         columns.append("because")
-    output.out.print(output.table(f"{title} (run {result['run']})", columns, rows))
+    where = f"run {result['run']}, dataset {result['dataset']}"
+    output.out.print(output.table(f"{title} ({where})", columns, rows))
     if explain:
         output.out.print(result["explain_method"])
 

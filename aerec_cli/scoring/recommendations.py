@@ -117,6 +117,7 @@ def recommend_for_user(
     rated = {int(c): float(s) for c, s in zip(cols, stars)}
     result = Recommendations(
         run=served.run.name,
+        dataset=served.dataset,
         method="model",
         items=[_entry(served, i, scores, rated) for i in best],
         user=str(user).strip(),
@@ -195,6 +196,7 @@ def recommend_for_new_user(
     rated = {int(c): float(s) for c, s in zip(cols, stars)}
     result = Recommendations(
         run=served.run.name,
+        dataset=served.dataset,
         method=method,
         # A run without a rating model shows no stars, not even popularity's mean ratings.
         items=[_entry(served, i, scores if served.rates else None, rated) for i in best],

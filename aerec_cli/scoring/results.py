@@ -59,9 +59,11 @@ class Recommendations:
     note: str | None = None  # how a popularity list was made
     explain_method: str | None = None  # set when the reasons were asked for
     include_rated: bool = False
+    dataset: str | None = None  # the run's dataset (said with the run: either may be a default)
 
     def to_dict(self) -> dict:
-        out: dict = {"user": self.user, "run": self.run, "method": self.method}
+        out: dict = {"user": self.user, "run": self.run, "dataset": self.dataset}
+        out["method"] = self.method
         if self.user is None:
             out["ratings_used"] = self.ratings_used
         out["items"] = [self._entry(entry) for entry in self.items]

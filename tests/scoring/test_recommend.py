@@ -650,3 +650,12 @@ def test_sparse_product_with_scipy_and_numpy(monkeypatch, scipy_above):
     lo = indptr[10]
     part = network.sparse_dot(indptr[10:22], cols[lo:], dense[rows, cols][lo:], table)
     np.testing.assert_allclose(part, dense[10:21] @ table, rtol=1e-5, atol=1e-6)
+
+
+def test_a_list_names_its_run_and_dataset(trained):
+    """Either may be a default the user did not name, so both are said."""
+    table = ok(run_cli(trained, "recommend", "--user", "4", "--top", "2")).stdout
+    latest = run_store.load_run(trained, None).name
+    assert f"(run {latest}, dataset ml1m)" in table.splitlines()[0]
+    result = rec(trained, "--user", "4", "--top", "2")
+    assert (result["run"], result["dataset"]) == (latest, "ml1m")
