@@ -128,7 +128,7 @@ class Run:
         return predict_pairs(self.home.path, pairs, run=self.name, skip_unknown=skip_unknown)
 
     def recommend_all(self, *, top: int = 10, include_rated: bool = False) -> pd.DataFrame:
-        """Every user's top N: columns user, rank, item, title, score."""
+        """Every user's top N: columns user, rank, item, title, genres, score."""
         import pandas as pd
 
         from aerec_cli.scoring import recommendations

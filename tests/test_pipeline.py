@@ -251,7 +251,7 @@ def test_recommend_scores_are_not_constant(trained):
 def test_recommend_csv(trained):
     result = ok(run_cli(trained, "recommend", "--user", "3", "--top", "6", "--format", "csv"))
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert result.stdout.splitlines()[0] == "item,title,genres,score"
+    assert result.stdout.splitlines()[0] == "user,rank,item,title,genres,score"
     assert len(rows) == 6
     as_json = recommend_json(trained, "3", 6)
     assert [r["item"] for r in rows] == [e["item"] for e in as_json["items"]]

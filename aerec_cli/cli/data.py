@@ -7,7 +7,7 @@ from rich.table import Table
 
 from aerec_cli.cli import output
 from aerec_cli.cli.app import Settings, app
-from aerec_cli.cli.output import OutputFormat
+from aerec_cli.cli.output import ListFormat, OutputFormat
 from aerec_cli.errors import AerecError
 
 
@@ -183,6 +183,7 @@ def users(
     ctx: typer.Context,
     data: str = output.DATA_OPTION,
     limit: int = typer.Option(20, "--limit", help="How many users to list (0: all)."),
+    fmt: ListFormat = output.TABLE_JSON_OR_CSV,
 ):
     """List user ids of a dataset with their training rating counts."""
     import numpy as np
@@ -194,9 +195,17 @@ def users(
     dataset = dataset_store.load(ctx.obj.home, data)
     counts = np.diff(dataset.train.indptr)
     shown = len(dataset.user_ids) if limit == 0 else min(limit, len(dataset.user_ids))
-    rows = [[dataset.user_ids[i], int(counts[i])] for i in range(shown)]
-    output.out.print(
-        output.table(
-            f"{dataset.name}: {len(dataset.user_ids):,} users", ["user", "train ratings"], rows
+    records = [
+        {"user": str(dataset.user_ids[i]), "train_ratings": int(counts[i])} for i in range(shown)
+    ]
+    if fmt is ListFormat.json:
+        output.print_json(
+            {"dataset": dataset.name, "users": len(dataset.user_ids), "rows": records}
         )
-    )
+        return
+    if fmt is ListFormat.csv:
+        output.echo_csv(["user", "train_ratings"], records)
+        return
+    rows = [[r["user"], r["train_ratings"]] for r in records]
+    title = f"{dataset.name}: {len(dataset.user_ids):,} users"
+    output.out.print(output.table(title, ["user", "train ratings"], rows))

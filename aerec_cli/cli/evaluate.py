@@ -8,7 +8,7 @@ import typer
 
 from aerec_cli.cli import output
 from aerec_cli.cli.app import Settings, app, check_scoring_device
-from aerec_cli.cli.output import OutputFormat
+from aerec_cli.cli.output import ListFormat
 from aerec_cli.errors import AerecError
 
 
@@ -141,10 +141,7 @@ def _print_evaluation(report: dict, *, every_k: bool = False) -> None:
 def _print_comparison(reports: list[dict]) -> None:
     """One table per dataset (figures on different test splits do not compare), its runs
     with the best of each column marked, then the dataset's baselines."""
-    by_dataset: dict[str, list[dict]] = {}
-    for report in reports:
-        by_dataset.setdefault(report["dataset"], []).append(report)
-    for group in by_dataset.values():
+    for group in _by_dataset(reports).values():
         _print_dataset_comparison(group)
 
 
@@ -218,7 +215,7 @@ def compare_runs(
     names: list[str] | None,
     k_text: str | None,
     relevant: float | None,
-    fmt: OutputFormat,
+    fmt: ListFormat,
     *,
     reuse_stored: bool = False,
 ) -> None:
@@ -234,9 +231,9 @@ def compare_runs(
     if every:
         names = [r.name for r in run_store.list_runs(settings.home)]
         if not names:
-            if fmt is OutputFormat.json:
+            if fmt is ListFormat.json:
                 output.print_json([])
-            else:
+            elif fmt is not ListFormat.csv:
                 settings.note(f"no runs in {settings.home}; train one: aerec train")
             return
     check_scoring_device(settings)
@@ -252,10 +249,40 @@ def compare_runs(
     )
     for problem in problems:
         output.err.print(f"warning: skipped {problem}", soft_wrap=True)
-    if fmt is OutputFormat.json:
+    if fmt is ListFormat.json:
         output.print_json(reports)
+    elif fmt is ListFormat.csv:
+        echo_reports_csv(reports)
     elif reports:
         _print_comparison(reports)
+
+
+def echo_reports_csv(reports: list[dict]) -> None:
+    """Reports as CSV: one row per run (and its lists by stars), then each dataset's
+    baselines; every metric at every k as its own column."""
+    rows: list[dict] = []
+    for group in _by_dataset(reports).values():
+        for report in group:
+            base = {"run": report["run"], "dataset": report["dataset"]}
+            rows.append({**base, "model": model_label(report), "rmse": report["rmse"],
+                         "mae": report["mae"], **report["ranking"]["model"]})  # fmt: skip
+            if "model_by_stars" in report["ranking"]:
+                by_stars = report["ranking"]["model_by_stars"]
+                rows.append({**base, "model": f"{report['kind']}, by stars", **by_stars})
+        dataset = {"run": "", "dataset": group[0]["dataset"]}
+        rows += [
+            {**dataset, "model": name, **figures} for name, figures in _baseline_rows(group[0])
+        ]
+    fields = ["run", "dataset", "model", "rmse", "mae"]
+    fields += [key for row in rows for key in row if key not in fields]
+    output.echo_csv(list(dict.fromkeys(fields)), rows)
+
+
+def _by_dataset(reports: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for report in reports:
+        groups.setdefault(report["dataset"], []).append(report)
+    return groups
 
 
 @app.command()
@@ -276,7 +303,7 @@ def evaluate(
         "--relevant",
         help="A test rating of this many stars or more is relevant \\[default: 4].",
     ),
-    fmt: OutputFormat = output.TABLE_OR_JSON,
+    fmt: ListFormat = output.TABLE_JSON_OR_CSV,
 ):
     """RMSE/MAE and top-k ranking metrics on the test split, next to baselines."""
     from aerec_cli.evaluation import evaluator
@@ -290,8 +317,10 @@ def evaluate(
         return
     check_scoring_device(ctx.obj)
     report = evaluator.evaluate_run(ctx.obj.home, run, ks=ks, relevant=relevant, note=ctx.obj.note)
-    if fmt is OutputFormat.json:
+    if fmt is ListFormat.json:
         output.print_json(report)
+    elif fmt is ListFormat.csv:
+        echo_reports_csv([report])
     else:
         _print_evaluation(report, every_k=k is not None)
 

@@ -25,7 +25,7 @@ RECOMMEND_EPILOG = "\n\n".join(
         "no usable rating (or fewer than 3 where the list follows the stars) the list is ranked "
         "by damped popularity, (sum of ratings + 10 x global mean) / (count + 10), and says so.",
         "--all-users: every user's top N, written to -o FILE (.csv, .parquet or .jsonl; columns "
-        "user, rank, item, title, score).",
+        "user, rank, item, title, genres, score).",
         "--explain: for each item, up to 3 of your ratings that raise it most, by the model the "
         "list follows. By rank: leave-one-out on the ranker, how much lower the item's ranking "
         "score would be without that rating. By stars, user-oriented model: the same on its "
@@ -77,7 +77,8 @@ def recommend(
         None,
         "-o",
         "--output",
-        help="Write to FILE instead: .csv, .parquet or .jsonl (user, rank, item, title, score).",
+        help="Write to FILE instead: .csv, .parquet or .jsonl, or - for CSV on stdout (user, "
+        "rank, item, title, genres, score[, rating][, because]; the same as --format csv).",
     ),
     order: str = typer.Option(
         "rank",
@@ -118,13 +119,14 @@ def recommend(
     else:
         result = recommendations.recommend_for_user(user, settings.home, **options).to_dict()
         who = f"user {result['user']}"
-    if output_file is not None:
-        n_rows = exports.write_columns(output_file, _listing_columns(result))
-        settings.note(f"wrote {n_rows:,} rows to {output_file}")
+    listed = dict(include_rated=include_rated, explain=explain)
+    if output_file is not None or fmt is ListFormat.csv:
+        target = exports.STDOUT if output_file is None else output_file
+        n_rows = exports.write_columns(target, _listing_columns(result, **listed))
+        if target != exports.STDOUT:
+            settings.note(f"wrote {n_rows:,} rows to {output_file}")
     elif fmt is ListFormat.json:
         output.print_json(result)
-    elif fmt is ListFormat.csv:
-        _echo_listing_csv(result, include_rated=include_rated, explain=explain)
     else:
         _print_listing(result, f"top {top} for {who}", include_rated=include_rated, explain=explain)
 
@@ -171,24 +173,22 @@ def _new_user_listing(settings: Settings, rate, ratings_file, options: dict) -> 
     return result, f"a new user with {result['ratings_used']} ratings"
 
 
-def _listing_columns(result: dict) -> dict[str, list]:
+def _listing_columns(result: dict, *, include_rated: bool, explain: bool) -> dict[str, list]:
+    """One user's list as columns, the same for -o FILE and --format csv."""
     entries = result["items"]
-    return {
+    columns = {
         "user": [result["user"] or ""] * len(entries),
         "rank": list(range(1, len(entries) + 1)),
         "item": [e["item"] for e in entries],
         "title": [e["title"] for e in entries],
+        "genres": [e["genres"] for e in entries],
         "score": [e["score"] for e in entries],
     }
-
-
-def _echo_listing_csv(result: dict, *, include_rated: bool, explain: bool) -> None:
-    fields = ["item", "title", "genres", "score"] + (["rating"] if include_rated else [])
-    rows = result["items"]
+    if include_rated:
+        columns["rating"] = [e["rating"] for e in entries]
     if explain:
-        fields.append("because")
-        rows = [{**e, "because": _because(e["because"]).replace("\n", "; ")} for e in rows]
-    output.echo_csv(fields, rows)
+        columns["because"] = [_because(e["because"]).replace("\n", "; ") for e in entries]
+    return columns
 
 
 def _print_listing(result: dict, title: str, *, include_rated: bool, explain: bool) -> None:

@@ -9,7 +9,7 @@ import typer
 from aerec_cli.cli import output
 from aerec_cli.cli.app import Settings, app
 from aerec_cli.cli.kind_flags import GENERATED, KindsCommand, with_kind_flags
-from aerec_cli.cli.output import OutputFormat
+from aerec_cli.cli.output import ListFormat
 from aerec_cli.errors import AerecError
 from aerec_cli.training.config import TrainConfig
 
@@ -22,6 +22,9 @@ OBJECTIVE_HELP = (
     "apply and are refused."
 )
 RANK_EPOCHS_HELP = "Most ranker epochs; it stops early when validation NDCG@10 stops improving."
+
+# What `aerec runs` lists of each run (JSON keys, CSV columns).
+RUN_FIELDS = ("run", "dataset", "kind", "orientation", "val_rmse", "test_rmse", "epochs", "created")
 
 
 # The flags marked GENERATED, the "Kind options" panel and the epilog's list of kinds come
@@ -174,7 +177,7 @@ def runs(
     relevant: float = typer.Option(
         None, "--relevant", help="With --compare: stars from which a test rating is relevant."
     ),
-    fmt: OutputFormat = output.TABLE_OR_JSON,
+    fmt: ListFormat = output.TABLE_JSON_OR_CSV,
 ):
     """List trained runs with their validation and (once evaluated) test RMSE.
 
@@ -195,7 +198,7 @@ def runs(
     for entry in broken:  # reported, and the others still listed
         output.warn(f"run {entry.name} is damaged ({entry.problem}); train it again")
     records = [
-        {
+        {  # RUN_FIELDS, in order
             "run": r.name,
             "dataset": r.dataset,
             "kind": r.config["kind"],
@@ -207,8 +210,11 @@ def runs(
         }
         for r in found
     ]
-    if fmt is OutputFormat.json:
+    if fmt is ListFormat.json:
         output.print_json(records)
+        return
+    if fmt is ListFormat.csv:
+        output.echo_csv(list(RUN_FIELDS), records)
         return
     if not records and not broken:
         ctx.obj.note(f"no runs in {ctx.obj.home}; train one: aerec train")

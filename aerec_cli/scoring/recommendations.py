@@ -350,7 +350,7 @@ def _effects(
 # --- every user ----------------------------------------------------------------------------
 
 
-ALL_USERS_COLUMNS = ("user", "rank", "item", "title", "score")
+ALL_USERS_COLUMNS = ("user", "rank", "item", "title", "genres", "score")
 
 
 def recommend_all_users(
@@ -363,7 +363,7 @@ def recommend_all_users(
     on_progress: Callable[[int, int], None] | None = None,
     note: Callable[[str], None] | None = None,
 ) -> tuple[Scorer, dict[str, list]]:
-    """Top-N of every user of the run's dataset, as columns user, rank, item, title, score
+    """Top-N of every user of the run's dataset, as columns user, rank, item, title, genres, score
     (predicted stars), in the order ``order`` asks for."""
     check_top(top)
     check_order(order)
@@ -372,6 +372,7 @@ def recommend_all_users(
     columns: dict[str, list] = {name: [] for name in ALL_USERS_COLUMNS}
     user_ids, item_ids = served.user_ids, served.items.ids
     titles = [served.items.title(i) for i in range(served.n_items)]
+    genres = served.items.genres
     indptr = served.arrays["train.indptr"]
     indices = served.arrays["train.indices"]
     n_users = served.n_users
@@ -388,6 +389,7 @@ def recommend_all_users(
             columns["rank"].extend(range(1, len(best) + 1))
             columns["item"].extend(item_ids[i] for i in best)
             columns["title"].extend(titles[i] for i in best)
+            columns["genres"].extend(genres[i] for i in best)
             if scores is None:  # a run without a rating model: no stars to show
                 columns["score"].extend([None] * len(best))
             else:

@@ -6,6 +6,8 @@ plain per-user recomputation on the tiny fixture.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import re
@@ -501,3 +503,20 @@ def test_runs_with_and_without_a_rating_model_side_by_side(planted, tmp_path):
     assert "ranks" in ok(run_cli(planted, "runs")).stdout
     result = run_cli(planted, "plot", "ranks", "-o", tmp_path / "curves.png")
     assert_clean_error(result, "--objective ranking", "no rating-model epochs")
+
+
+def test_runs_users_and_evaluate_as_csv(trained):
+    runs = list(csv.DictReader(io.StringIO(ok(run_cli(trained, "runs", "--format", "csv")).stdout)))
+    assert [r["run"] for r in runs] == ["item-run", "user-run"]
+    users = ok(run_cli(trained, "users", "--limit", "3", "--format", "csv")).stdout.splitlines()
+    assert users[0] == "user,train_ratings" and len(users) == 4
+    report = evaluate_json(trained, "--run", "item-run")
+    text = ok(run_cli(trained, "evaluate", "--run", "item-run", "--format", "csv")).stdout
+    rows = {r["model"].split(" (")[0]: r for r in csv.DictReader(io.StringIO(text))}
+    assert float(rows["denoising"]["rmse"]) == pytest.approx(report["rmse"])
+    assert float(rows["denoising"]["ndcg@10"]) == pytest.approx(
+        report["ranking"]["model"]["ndcg@10"]
+    )
+    ease = report["ranking"]["baselines"]["ease"]["ndcg@100"]
+    assert float(rows["EASE"]["ndcg@100"]) == pytest.approx(ease)
+    assert {"global mean", "bias baseline", "popularity", "denoising, by stars"} <= set(rows)

@@ -137,7 +137,7 @@ def test_include_rated_table_and_csv(trained):
     table = ok(run_cli(trained, "recommend", "--user", "4", "--top", "40", "--include-rated"))
     assert "rated" in table.stdout.splitlines()[1]
     result = ok(run_cli(trained, "recommend", "--user", "4", "--include-rated", "--format", "csv"))
-    assert result.stdout.splitlines()[0] == "item,title,genres,score,rating"
+    assert result.stdout.splitlines()[0] == "user,rank,item,title,genres,score,rating"
 
 
 def test_explain_user_orientation_is_leave_one_out(trained, train_frame):
@@ -381,7 +381,7 @@ def test_all_users_file(trained, tmp_path, train_frame, extension):
     result = ok(run_cli(trained, "recommend", "--all-users", "--top", "3", "-o", path))
     assert "wrote 90 rows" in result.stderr and result.stdout == ""
     frame = read_exported(path)
-    assert list(frame.columns) == ["user", "rank", "item", "title", "score"]
+    assert list(frame.columns) == ["user", "rank", "item", "title", "genres", "score"]
     assert len(frame) == 90 and frame["user"].nunique() == 30
     for user in ("1", "17", "30"):
         rows = frame[frame["user"] == user]
@@ -659,3 +659,14 @@ def test_a_list_names_its_run_and_dataset(trained):
     assert f"(run {latest}, dataset ml1m)" in table.splitlines()[0]
     result = rec(trained, "--user", "4", "--top", "2")
     assert (result["run"], result["dataset"]) == (latest, "ml1m")
+
+
+def test_a_file_and_csv_on_stdout_have_the_same_columns(trained, tmp_path):
+    args = ["recommend", "--user", "6", "--top", "3", "--include-rated", "--explain"]
+    printed = ok(run_cli(trained, *args, "--format", "csv")).stdout
+    to_stdout = ok(run_cli(trained, *args, "-o", "-")).stdout
+    ok(run_cli(trained, *args, "-o", tmp_path / "list.csv"))
+    written = (tmp_path / "list.csv").read_text()
+    assert printed == to_stdout == written
+    header = printed.splitlines()[0].split(",")
+    assert header == ["user", "rank", "item", "title", "genres", "score", "rating", "because"]
