@@ -23,7 +23,7 @@ def use(
 
     settings: Settings = ctx.obj
     if (run is None) == (not latest):
-        raise AerecError("give a run to pin (aerec use RUN) or --latest to unpin, not both")
+        raise AerecError("give one of a run to pin (aerec use RUN) or --latest to unpin")
     if latest:
         was = manage.use_latest(settings.home)
         settings.note(

@@ -262,4 +262,5 @@ def _pinned_note(settings, names: set[str]) -> str | None:
         output.warn(
             f"the pinned run {pinned} no longer exists or is damaged; aerec use --latest unpins it"
         )
+        return None
     return pinned
