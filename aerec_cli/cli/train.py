@@ -227,6 +227,11 @@ def runs(
     if not records and not broken:
         ctx.obj.note(f"no runs in {ctx.obj.home}; train one: aerec train")
         return
+    _print_runs(ctx.obj, records, pinned)
+
+
+def _print_runs(settings, records: list[dict], pinned: str | None) -> None:
+    """The `aerec runs` table, the pinned run marked *."""
     fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
     rows = [
         [
@@ -246,7 +251,7 @@ def runs(
         )
     )
     if pinned is not None:
-        ctx.obj.note(f"* pinned (the default --run): {pinned}; aerec use --latest unpins it")
+        settings.note(f"* pinned (the default --run): {pinned}; aerec use --latest unpins it")
 
 
 def _pinned_note(settings, names: set[str]) -> str | None:
