@@ -179,8 +179,9 @@ class Home:
 
     def datasets(self) -> list[dict]:
         """The stored datasets' metadata, oldest first (the last is the default)."""
-        from aerec_cli.storage import dataset_store
+        from aerec_cli.storage import dataset_store, manage
 
+        manage.clean(self.path)
         return dataset_store.list_datasets(self.path)
 
     def dataset(self, name: str | None = None) -> Dataset:
@@ -226,8 +227,42 @@ class Home:
         return Run(self, saved)
 
     def runs(self) -> list[Run]:
+        """Every readable run, oldest first (what interrupted writes left is cleaned first,
+        as `aerec runs` does)."""
+        from aerec_cli.storage import manage
+
+        manage.clean(self.path)
         return [Run(self, stored) for stored in run_store.list_runs(self.path)]
 
     def run(self, name: str | None = None) -> Run:
-        """Run ``name``, or the latest."""
+        """Run ``name``, else the pinned run (:meth:`use`), else the latest."""
         return Run(self, run_store.load_run(self.path, name))
+
+    def use(self, run: str | None) -> str | None:
+        """`aerec use RUN`: pin ``run`` as the default run; None unpins (`aerec use
+        --latest`). Returns the run pinned now (None: the latest run is the default)."""
+        from aerec_cli.storage import manage
+
+        if run is None:
+            manage.use_latest(self.path)
+            return None
+        return manage.use(self.path, run).name
+
+    def pinned(self) -> str | None:
+        """The pinned run's name, or None."""
+        from aerec_cli.storage import pin
+
+        return pin.pinned_run(self.path)
+
+    def delete_run(self, *names: str) -> bool:
+        """`aerec runs --delete`: True when the pinned run was among them (now unpinned)."""
+        from aerec_cli.storage import manage
+
+        return manage.delete_runs(self.path, list(names))
+
+    def delete_dataset(self, name: str, *, force: bool = False) -> list[str]:
+        """`aerec datasets --delete`: refused while runs were trained on it, unless
+        ``force``; returns those runs."""
+        from aerec_cli.storage import manage
+
+        return manage.delete_dataset(self.path, name, force=force)

@@ -9,7 +9,7 @@ One module per command group; each registers its commands on the one Typer ``app
 import os
 
 # Imported in the order `aerec --help` lists the commands.
-from aerec_cli.cli import data, train, evaluate, score  # noqa: F401  (registers them)
+from aerec_cli.cli import data, train, evaluate, score, manage  # noqa: F401  (registers them)
 from aerec_cli.cli.app import app
 
 __all__ = ["app", "main"]

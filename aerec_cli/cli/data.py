@@ -143,11 +143,22 @@ def _print_summary(dataset) -> None:
 @app.command()
 def datasets(
     ctx: typer.Context,
+    delete: str = typer.Option(None, "--delete", metavar="NAME", help="Delete dataset NAME."),
+    force: bool = typer.Option(
+        False, "--force", help="With --delete: delete it even though runs were trained on it."
+    ),
     fmt: OutputFormat = output.TABLE_OR_JSON,
 ):
-    """List the stored datasets (the last one is the default)."""
+    """List the stored datasets (the last one is the default), or delete one."""
+    from aerec_cli.cli import manage
     from aerec_cli.storage import dataset_store
 
+    if force and delete is None:
+        raise AerecError("--force goes with --delete: aerec datasets --delete NAME --force")
+    if delete is not None:
+        manage.delete_dataset(ctx.obj, delete, force)
+        return
+    manage.clean_leftovers(ctx.obj)
     metas, broken = dataset_store.scan_datasets(ctx.obj.home)
     for entry in broken:  # reported, and the others still listed
         output.warn(

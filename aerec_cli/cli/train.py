@@ -24,7 +24,17 @@ OBJECTIVE_HELP = (
 RANK_EPOCHS_HELP = "Most ranker epochs; it stops early when validation NDCG@10 stops improving."
 
 # What `aerec runs` lists of each run (JSON keys, CSV columns).
-RUN_FIELDS = ("run", "dataset", "kind", "orientation", "val_rmse", "test_rmse", "epochs", "created")
+RUN_FIELDS = (
+    "run",
+    "dataset",
+    "kind",
+    "orientation",
+    "val_rmse",
+    "test_rmse",
+    "epochs",
+    "created",
+    "pinned",
+)
 
 
 # The flags marked GENERATED, the "Kind options" panel and the epilog's list of kinds come
@@ -177,24 +187,37 @@ def runs(
     relevant: float = typer.Option(
         None, "--relevant", help="With --compare: stars from which a test rating is relevant."
     ),
+    delete: str = typer.Option(
+        None, "--delete", metavar="NAME[,NAME]", help="Delete these runs (unpinning them)."
+    ),
     fmt: ListFormat = output.TABLE_JSON_OR_CSV,
 ):
-    """List trained runs with their validation and (once evaluated) test RMSE.
+    """List trained runs with their validation and (once evaluated) test RMSE; the pinned
+    run (aerec use) is marked *. --delete deletes runs.
 
     With --compare, show RMSE, MAE and ranking metrics side by side, evaluating only the runs
     whose last `evaluate` does not answer the same question.
     """
+    from aerec_cli.cli import manage
+    from aerec_cli.cli.evaluate import parse_names
     from aerec_cli.storage import run_store
 
     if not compare and (names is not None or k is not None or relevant is not None):
         raise AerecError("--runs, --k and --relevant go with --compare: aerec runs --compare ...")
+    if compare and delete is not None:
+        raise AerecError("--delete cannot go with --compare")
     if compare:
-        from aerec_cli.cli.evaluate import compare_runs, parse_names
+        from aerec_cli.cli.evaluate import compare_runs
 
         chosen = parse_names(names) if names is not None else None
         compare_runs(ctx.obj, chosen, k, relevant, fmt, reuse_stored=True)
         return
+    if delete is not None:
+        manage.delete_runs(ctx.obj, parse_names(delete))
+        return
+    manage.clean_leftovers(ctx.obj)
     found, broken = run_store.scan_runs(ctx.obj.home)
+    pinned = _pinned_note(ctx.obj, {r.name for r in found})
     for entry in broken:  # reported, and the others still listed
         output.warn(f"run {entry.name} is damaged ({entry.problem}); train it again")
     records = [
@@ -207,6 +230,7 @@ def runs(
             "test_rmse": r.metrics.get("test", {}).get("rmse"),
             "epochs": r.metrics.get("epochs_run"),
             "created": r.config.get("created", "")[:19],
+            "pinned": r.name == pinned,
         }
         for r in found
     ]
@@ -219,10 +243,15 @@ def runs(
     if not records and not broken:
         ctx.obj.note(f"no runs in {ctx.obj.home}; train one: aerec train")
         return
+    _print_runs(ctx.obj, records, pinned)
+
+
+def _print_runs(settings, records: list[dict], pinned: str | None) -> None:
+    """The `aerec runs` table, the pinned run marked *."""
     fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
     rows = [
         [
-            r["run"],
+            r["run"] + (" *" if r["pinned"] else ""),
             r["dataset"],
             r["kind"],
             r["orientation"],
@@ -237,3 +266,22 @@ def runs(
             None, ["run", "dataset", "kind", "orientation", "val RMSE", "test RMSE", "epochs"], rows
         )
     )
+    if pinned is not None:
+        settings.note(f"* pinned (the default --run): {pinned}; aerec use --latest unpins it")
+
+
+def _pinned_note(settings, names: set[str]) -> str | None:
+    """The pinned run; a pin to a run that is gone is warned about (the listing goes on)."""
+    from aerec_cli.storage import pin
+
+    try:
+        pinned = pin.pinned_run(settings.home)
+    except AerecError as exc:
+        output.warn(exc.message)
+        return None
+    if pinned is not None and pinned not in names:
+        output.warn(
+            f"the pinned run {pinned} no longer exists or is damaged; aerec use --latest unpins it"
+        )
+        return None
+    return pinned

@@ -297,3 +297,19 @@ def sweep_leftovers(final: Path) -> None:
         for path in final.parent.iterdir():
             if pattern.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
+
+
+def retire_folder(folder: Path) -> None:
+    """Remove ``folder`` as one atomic step: it is renamed to a temp name beside it
+    (``.NAME.XXXXXXXX.tmp``), then deleted. A reader sees the whole folder or none, and a
+    crash before the delete leaves a leftover that :func:`sweep_leftovers` removes, never
+    half a folder under its name (nor, as with ``.old``, one that recover_folders restores).
+    """
+    import secrets
+
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789_"
+    token = "".join(secrets.choice(alphabet) for _ in range(8))
+    retired = folder.parent / f".{folder.name}.{token}.tmp"
+    os.rename(folder, retired)
+    fsync_dir(folder.parent)
+    shutil.rmtree(retired, ignore_errors=True)

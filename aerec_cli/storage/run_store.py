@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aerec_cli.errors import AerecError
-from aerec_cli.storage import atomic, integrity, locks, paths, verified
+from aerec_cli.storage import atomic, integrity, locks, paths, pin, verified
 
 if TYPE_CHECKING:  # torch loads only where weights are read or written (fast `recommend`)
     import torch
@@ -339,7 +339,10 @@ def _created(run: Run) -> int:
 
 
 def load_run(home: Path, name: str | None = None) -> Run:
-    """Run ``name``, or the latest; a damaged latest run is an error that names it."""
+    """Run ``name``, else the pinned run (`aerec use`), else the latest; a damaged latest or
+    a missing or damaged pinned run is an error that names it (never another run instead)."""
+    if name is None and (pinned := pin.pinned_run(home)) is not None:
+        return _load_pinned(home, pinned)
     if name is None:
         runs, broken = scan_runs(home)
         newest = max(broken, key=lambda d: d.order, default=None)
@@ -358,6 +361,21 @@ def load_run(home: Path, name: str | None = None) -> Run:
         known = ", ".join(r.name for r in list_runs(home)[-5:]) or "none"
         raise AerecError(f"no run named {name!r} in {home} (latest: {known}); see aerec runs")
     return _read_run(folder)
+
+
+def _load_pinned(home: Path, name: str) -> Run:
+    fix = (
+        "unpin it with aerec use --latest, pin another with aerec use RUN, or pick one with "
+        "--run NAME"
+    )
+    root = paths.store_folder(home, "runs")
+    atomic.recover_folders(root)
+    if not (root / name).is_dir():
+        raise AerecError(f"the pinned run {name} no longer exists in {home}; {fix}")
+    try:
+        return _read_run(root / name)
+    except DamagedRun as exc:
+        raise AerecError(f"the pinned run {name} is damaged ({exc.reason}); {fix}") from exc
 
 
 def _read_run(folder: Path) -> Run:
