@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 DEMO_HOME ?= .aerec-demo
 STAMP := $(VENV)/.aerec-deps
 
-.PHONY: install demo test lint bench bench-topn search clean
+.PHONY: install demo test lint bench bench-topn bench-gpu search clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: install
 # Only the top-N tables (5 seeds on ML-100K; about an hour on 2 cores; --quick: 1 seed, 15 min).
 bench-topn: install
 	$(PY) benchmarks/bench.py --ranking-only --out benchmarks/topn.md $(BENCH_ARGS)
+
+# On a machine with a CUDA GPU: the GPU rows (ML-100K, ML-1M, ML-25M-shaped, made once) in
+# benchmarks/gpu.md, with its log in benchmarks/gpu.log.
+bench-gpu: install
+	$(PY) benchmarks/bench.py --gpu-only --home /tmp/aerec-bench-gpu --out benchmarks/gpu.md $(BENCH_ARGS) 2>&1 | tee benchmarks/gpu.log
 
 # The validation-only hyperparameter search behind the defaults (about 15 min on 2 cores).
 search: install

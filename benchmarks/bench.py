@@ -424,22 +424,7 @@ def epoch_seconds(run_folder: Path) -> float:
 def scale_section(bench, ml25m_dir: Path, ml1m: Path, scale: float) -> tuple[list[str], dict]:
     """ML-25M-shaped synthetic data: ingest, epochs and recommend at scale; GPU epochs."""
     out = ["### ML-25M-shaped synthetic file", ""]
-    source = ml25m_dir / "ml-25m-synthetic"
-    if not (source / "ratings.csv").exists():
-        started = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "benchmarks" / "make_ml25m.py"),
-                "--out",
-                str(ml25m_dir),
-                "--scale",
-                str(scale),
-                "--quiet",
-            ],
-            check=True,
-        )
-        bench.log(f"generated {source} in {time.perf_counter() - started:.0f} s")
+    source = ml25m_source(bench, ml25m_dir, scale)
     size_mb = (source / "ratings.csv").stat().st_size / 1024**2
     name = "ml25m"
     shutil.rmtree(bench.home / "runs" / name, ignore_errors=True)
@@ -484,6 +469,81 @@ def scale_section(bench, ml25m_dir: Path, ml1m: Path, scale: float) -> tuple[lis
     }
     out += gpu_rows(bench, {"ml-1m-synthetic": ml1m, "ML-25M-shaped": source})
     return out, figures
+
+
+def ml25m_source(bench, ml25m_dir: Path, scale: float) -> Path:
+    """The ML-25M-shaped folder, made once by benchmarks/make_ml25m.py and kept."""
+    source = ml25m_dir / "ml-25m-synthetic"
+    if not (source / "ratings.csv").exists():
+        started = time.perf_counter()
+        script = str(ROOT / "benchmarks" / "make_ml25m.py")
+        command = [sys.executable, script, "--out", str(ml25m_dir), "--scale", str(scale)]
+        subprocess.run([*command, "--quiet"], check=True)
+        bench.log(f"generated {source} in {time.perf_counter() - started:.0f} s")
+    return source
+
+
+# `make bench-gpu`: epochs per data set, enough to compare speed and validation RMSE.
+GPU_EPOCHS = {"ML-100K": 20, "ML-1M": 20, "ML-25M-shaped": 3}
+
+
+def gpu_section(bench, sources: dict[str, Path], device: str) -> list[str]:
+    """Per data set, on ``device``: seconds per epoch, the validation RMSE those epochs reach,
+    the whole `train` process, and peak memory (RSS and the GPU's)."""
+    rows = []
+    for label, source in sources.items():
+        if not source.exists():
+            rows.append([label, f"skipped: {source} is absent"] + ["-"] * 6)
+            continue
+        name = f"{device.replace(':', '')}-{label.lower()}"
+        bench.ingest(source, name)
+        epochs = str(GPU_EPOCHS.get(label, 3))
+        args = ["--device", device, "train", "--data", name, "--objective", "rating"]
+        args += ["--epochs", epochs, "--patience", epochs, "--run", name]
+        started = time.perf_counter()
+        trained = bench.aerec(*args)
+        bench.log(f"{label} on {device}: {time.perf_counter() - started:.0f} s")
+        folder = bench.home / "runs" / name
+        metrics = json.loads((folder / "metrics.json").read_text())
+        gpu_mb = metrics.get("gpu_peak_mb")
+        rows.append([
+            label, epochs, f"{epoch_seconds(folder):.3f}", f"{metrics['val_rmse']:.4f}",
+            f"{trained['wall']:.1f}", f"{metrics['train_seconds']:.1f}",
+            f"{trained['rss_mb']:.0f}", "-" if gpu_mb is None else str(gpu_mb),
+        ])  # fmt: skip
+    header = ["data", "epochs", "s/epoch", "val RMSE", "train wall s", "epochs s", "peak RSS MB"]
+    return [table([*header, "peak GPU MB"], rows), ""]
+
+
+def gpu_report(args, bench, data: Path, started: float) -> None:
+    """`make bench-gpu`: the GPU rows, written to --out (benchmarks/gpu.md)."""
+    import torch
+
+    device = args.gpu_device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("make bench-gpu needs a CUDA GPU: none is available to this torch")
+    name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "CPU"
+    sources = {
+        "ML-100K": data / "ml-100k.zip",
+        "ML-1M": data / "ml-1m.zip",
+        "ML-25M-shaped": ml25m_source(bench, Path(args.ml25m), args.ml25m_scale),
+    }
+    body = gpu_section(bench, sources, device)
+    command = "make bench-gpu" + (f" (--gpu-device {device})" if device != "cuda" else "")
+    header = [
+        "# GPU benchmarks",
+        "",
+        f"Made by `{command}` (`python benchmarks/bench.py --gpu-only`) on "
+        f"{time.strftime('%Y-%m-%d')} in {(time.time() - started) / 60:.1f} min.",
+        "",
+        f"Machine: {machine()}; device: {name}.",
+        "",
+        "Each row is `aerec --device DEVICE train --objective rating --epochs N --patience N` "
+        "(the default kind), whole process; `epochs s` is the training loop.",
+        "",
+    ]
+    Path(args.out).write_text("\n".join([*header, *body]) + "\n")
+    bench.log(f"wrote {args.out}")
 
 
 def gpu_rows(bench, sources: dict[str, Path]) -> list[str]:
@@ -694,6 +754,12 @@ def main() -> None:
         help="only the top-N tables (ML-100K, ML-1M), written to --out",
     )
     parser.add_argument(
+        "--gpu-only",
+        action="store_true",
+        help="only the GPU rows (make bench-gpu): ML-100K, ML-1M, ML-25M-shaped, to --out",
+    )
+    parser.add_argument("--gpu-device", default="cuda", help="with --gpu-only (cpu: a dry run)")
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="reuse the runs an interrupted bench finished in --home (their peak MB is lost)",
@@ -708,6 +774,9 @@ def main() -> None:
         print(f"[{time.time() - started:7.0f} s] {message}", file=sys.stderr, flush=True)
 
     bench = Bench(data, home, log, args.resume)
+    if args.gpu_only:
+        gpu_report(args, bench, data, started)
+        return
     seeds = [0] if args.quick else [0, 1, 2, 3, 4]
     ranking = ranking_tables(bench, data, seeds, args.quick)
     if args.ranking_only:

@@ -506,6 +506,8 @@ def _save(home, name, trainer: Trainer, dataset, status, replace, resume=None, r
     }
     if ranked is not None:
         metrics["val_ndcg@10"] = round(ranked.best_ndcg, 6)
+    if trainer.device.type == "cuda":  # the peak the GPU held (make bench-gpu reports it)
+        metrics["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated(trainer.device) / 2**20)
     return run_store.save_run(
         home,
         name,
