@@ -97,6 +97,9 @@ def ingest(
     split, and ``split``/``test_fraction`` must be left out. ``rating_scale``: "LOW,HIGH" or
     (low, high), the ratings' scale; ratings outside it are refused.
     """
+    from aerec_cli.training.config import SEED  # one rule for --seed, CLI and Python alike
+
+    SEED.check(seed)
     if isinstance(rating_scale, str):
         rating_scale = table_checks.parse_scale(rating_scale)
     elif rating_scale is not None:

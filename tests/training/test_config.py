@@ -91,3 +91,12 @@ def test_default_threads_without_a_load_average(monkeypatch):
     monkeypatch.setattr(device, "available_cpus", lambda: 2)
     monkeypatch.setattr(device.os, "getloadavg", missing)
     assert device.idle_cpus() == 2
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "3"])
+def test_the_python_api_checks_the_split_seed_as_the_cli_does(tmp_path, seed):
+    from aerec_cli.api import Home
+
+    with pytest.raises(AerecError, match="seed"):
+        Home(tmp_path / "home").ingest("sample", seed=seed)
+    assert not (tmp_path / "home" / "datasets").exists()
