@@ -19,6 +19,7 @@ PIN = "default.json"
 
 def pinned_run(home: Path) -> str | None:
     """The name of the pinned run, or None (the latest run is the default)."""
+    paths.store_folder(home, "runs")  # a home that is no folder is that error, not the pin's
     path = home / PIN
     try:
         data = json.loads(path.read_bytes())

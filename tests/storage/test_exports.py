@@ -26,6 +26,7 @@ def test_exports_follow_the_umask(trained, tmp_path, umask, suffix, mask):
     umask(mask)
     target = tmp_path / f"out{suffix}"
     if suffix == ".png":
+        pytest.importorskip("matplotlib")  # an optional extra (aerec[plot])
         ok(run_cli(trained, "plot", "-o", target))
     else:
         ok(run_cli(trained, "embed", "-o", target))
