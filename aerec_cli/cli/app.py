@@ -159,7 +159,8 @@ def root(
         None,
         "--threads",
         help="CPU threads \\[default: the CPUs this process may use, less those busy when it "
-        "starts (1-minute load average): torch's threads stall each other on shared cores].",
+        "starts (threads of other work running then): torch's threads stall each other on "
+        "shared cores].",
     ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Print more detail to stderr."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print no progress to stderr."),

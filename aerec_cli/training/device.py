@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 import torch
 
@@ -57,16 +58,33 @@ def configure_threads(threads: int | None) -> int:
 
 
 def idle_cpus() -> int:
-    """The CPUs this process may use less those busy when it starts (the 1-minute load
-    average, rounded), at least one.
+    """The CPUs this process may use less those other work keeps busy when it starts, at
+    least one.
 
     torch's threads wait for each other at every operation: where another process keeps a
     core busy, one descheduled thread stalls them all. On 2 shared cores an ML-1M epoch took
     8 s with 2 threads and 2-3 s with 1 (the same losses); on idle cores 2 threads are faster.
     """
     cpus = available_cpus()
+    return max(1, min(cpus, cpus - int(busy_cpus() + 0.5)))
+
+
+def busy_cpus(samples: int = 5, pause: float = 0.02) -> float:
+    """Threads of other work running now: the fewest runnable threads Linux counts over a
+    few samples (/proc/loadavg), less this process's own. The load average would lag: a
+    process that ended a minute ago (ingest before train) still weighs in it. Elsewhere the
+    1-minute load average; none known: 0."""
     try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):  # no load average (Windows): assume idle
-        busy = 0.0
-    return max(1, min(cpus, cpus - int(busy + 0.5)))
+        counts = []
+        for k in range(samples):
+            with open("/proc/loadavg", encoding="ascii") as handle:
+                counts.append(int(handle.read().split()[3].split("/")[0]))
+            if k + 1 < samples:
+                time.sleep(pause)
+        return max(0.0, min(counts) - 1.0)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0

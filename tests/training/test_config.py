@@ -68,29 +68,46 @@ def test_threads_default_and_one_are_fine():
 
 
 @pytest.mark.parametrize(
-    "load, cpus, expected", [(0.2, 2, 2), (0.6, 2, 1), (1.2, 2, 1), (7.0, 2, 1), (1.4, 8, 7)]
+    "busy, cpus, expected", [(0.0, 2, 2), (0.6, 2, 1), (1.0, 2, 1), (7.0, 2, 1), (1.4, 8, 7)]
 )
-def test_default_threads_leave_out_the_cores_busy_at_the_start(monkeypatch, load, cpus, expected):
+def test_default_threads_leave_out_the_cores_busy_at_the_start(monkeypatch, busy, cpus, expected):
     """torch's threads stall each other when another process holds a core: the default
-    counts only the CPUs that were idle (by the 1-minute load average) when training began."""
+    counts only the CPUs that other work leaves idle when training begins."""
     from aerec_cli.training import device
 
     monkeypatch.setattr(device, "available_cpus", lambda: cpus)
-    monkeypatch.setattr(device.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(device, "busy_cpus", lambda: busy)
     assert device.idle_cpus() == expected
     assert device.configure_threads(None) == expected
     assert device.configure_threads(1) == 1
 
 
-def test_default_threads_without_a_load_average(monkeypatch):
+def test_busy_cpus_counts_the_threads_running_now_less_its_own(monkeypatch, tmp_path):
     from aerec_cli.training import device
 
-    def missing():
-        raise OSError("no load average")
+    readings = iter(["0.9 1.2 1.5 4/90 1\n", "0.9 1.2 1.5 3/90 1\n", "0.9 1.2 1.5 5/90 1\n"])
+    real_open = open
 
-    monkeypatch.setattr(device, "available_cpus", lambda: 2)
-    monkeypatch.setattr(device.os, "getloadavg", missing)
-    assert device.idle_cpus() == 2
+    def fake_open(path, *args, **kwargs):
+        if path == "/proc/loadavg":
+            target = tmp_path / "loadavg"
+            target.write_text(next(readings))
+            return real_open(target, *args, **kwargs)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", fake_open)
+    assert device.busy_cpus(samples=3, pause=0) == 2.0  # the fewest (3), less this process
+
+
+def test_busy_cpus_without_proc_falls_back_to_the_load_average(monkeypatch):
+    from aerec_cli.training import device
+
+    def missing(*args, **kwargs):
+        raise OSError("no /proc")
+
+    monkeypatch.setattr("builtins.open", missing)
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (1.5, 1.0, 1.0))
+    assert device.busy_cpus(samples=1) == 1.5
 
 
 @pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "3"])
