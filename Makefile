@@ -37,7 +37,8 @@ bench: install
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
-# Only the top-N tables (5 seeds on ML-100K; about an hour on 2 cores; --quick: 1 seed, 15 min).
+# Only the top-N tables (5 seeds on ML-100K, seed 0 on ML-1M; about 1.5 h on 2 cores;
+# --quick: 1 seed and the default kind on ML-1M).
 bench-topn: install
 	$(PY) benchmarks/bench.py --ranking-only --out benchmarks/topn.md $(BENCH_ARGS)
 
