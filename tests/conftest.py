@@ -9,14 +9,13 @@ live in tests/helpers.py."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests import fixtures
-from tests.helpers import TINY, ok, run_cli
+from tests.helpers import TINY, copy_home, ok, run_cli
 
 # --- fixtures ------------------------------------------------------------------------------
 
@@ -86,8 +85,7 @@ def ingested_template(tmp_path_factory, sources) -> Path:
 @pytest.fixture
 def ingested_home(tmp_path, ingested_template) -> Path:
     """A private copy of a home with one small dataset (``ml1m``) ingested."""
-    target = tmp_path / "home"
-    shutil.copytree(ingested_template, target)
+    target = copy_home(ingested_template, tmp_path)
     return target
 
 
@@ -96,8 +94,7 @@ def trained_template(tmp_path_factory, ingested_template) -> Path:
     """Dataset ml1m with runs item-run, then user-run (the latest), trained with TINY once.
 
     Never used directly: tests get a copy (``trained``, ``scratch``)."""
-    template = tmp_path_factory.mktemp("trained") / "home"
-    shutil.copytree(ingested_template, template)
+    template = copy_home(ingested_template, tmp_path_factory.mktemp("trained"))
     train = ["-q", "--device", "cpu", "train", *TINY]
     ok(run_cli(template, *train, "--run", "item-run"))
     ok(run_cli(template, *train, "--orientation", "user", "--run", "user-run"))
@@ -109,16 +106,14 @@ def trained(tmp_path_factory, trained_template) -> Path:
     """The module's own copy of the trained home (dataset ml1m: 30 users x 40 items; runs
     item-run, then user-run). Tests may evaluate and recommend here, but must not train or
     ingest (use ``ingested_home``) or change files (use ``scratch``)."""
-    home = tmp_path_factory.mktemp("trained-copy") / "home"
-    shutil.copytree(trained_template, home)
+    home = copy_home(trained_template, tmp_path_factory.mktemp("trained-copy"))
     return home
 
 
 @pytest.fixture
 def scratch(tmp_path, trained_template) -> Path:
     """A private copy of the trained home for one test that changes it."""
-    home = tmp_path / "home"
-    shutil.copytree(trained_template, home)
+    home = copy_home(trained_template, tmp_path)
     return home
 
 
@@ -140,8 +135,7 @@ def planted_template(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory, planted_template) -> Path:
     """The module's own copy of the planted home (runs both, stars and ranks)."""
-    home = tmp_path_factory.mktemp("planted-copy") / "home"
-    shutil.copytree(planted_template, home)
+    home = copy_home(planted_template, tmp_path_factory.mktemp("planted-copy"))
     return home
 
 

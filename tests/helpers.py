@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,14 @@ class CliResult:
             f"exit code {self.exit_code}, exception {self.exception!r}\n"
             f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
         )
+
+
+def copy_home(template: Path, parent: Path) -> Path:
+    """``parent/home``: a copy of a template home (file times kept), for a test or module
+    that must not change the template."""
+    home = parent / "home"
+    shutil.copytree(template, home)
+    return home
 
 
 def run_cli(

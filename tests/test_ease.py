@@ -4,7 +4,6 @@ only, the skip above MAX_ITEMS, and how `evaluate` reports it (JSON keys, table 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from aerec_cli.errors import AerecError
 from aerec_cli.evaluation import ease_baseline, evaluator
 from aerec_cli.models import ease
 from aerec_cli.storage import dataset_store
-from tests.helpers import ok, run_cli
+from tests.helpers import copy_home, ok, run_cli
 
 TINY = ["--epochs", "3", "--hidden", "8", "--lr", "0.05"]
 METRICS = ("precision", "recall", "ndcg", "mrr", "hit_rate", "coverage")
@@ -23,8 +22,7 @@ METRICS = ("precision", "recall", "ndcg", "mrr", "hit_rate", "coverage")
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, ingested_template):
     """A home with dataset ml1m and two runs on it, r and s (the latest). Read-only."""
-    home = tmp_path_factory.mktemp("trained-ease") / "home"
-    shutil.copytree(ingested_template, home)
+    home = copy_home(ingested_template, tmp_path_factory.mktemp("trained-ease"))
     for run in ("r", "s"):
         ok(run_cli(home, "-q", "--device", "cpu", "train", *TINY, "--run", run))
     return home

@@ -5,19 +5,16 @@ Each must end in one `error:` line on stderr and a non-zero exit, never a traceb
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 
-from tests.helpers import TINIEST, assert_clean_error, ok, run_cli
+from tests.helpers import TINIEST, assert_clean_error, copy_home, ok, run_cli
 
 
 @pytest.fixture(scope="module")
 def trained_once(tmp_path_factory, ingested_template):
     """A home with dataset ml1m and one run, r (read-only for these tests)."""
-    home = tmp_path_factory.mktemp("trained-once") / "home"
-    shutil.copytree(ingested_template, home)
+    home = copy_home(ingested_template, tmp_path_factory.mktemp("trained-once"))
     ok(run_cli(home, "-q", "train", *TINIEST, "--run", "r"))
     return home
 
@@ -145,8 +142,7 @@ def test_kind_error_lists_the_choices(ingested_home):
 
 
 def test_existing_run_name(trained_once, tmp_path):
-    home = tmp_path / "home"
-    shutil.copytree(trained_once, home)
+    home = copy_home(trained_once, tmp_path)
     before = (home / "runs" / "r" / "model.safetensors").read_bytes()
     assert_clean_error(run_cli(home, "train", *TINIEST, "--run", "r"), "already exists")
     assert (home / "runs" / "r" / "model.safetensors").read_bytes() == before

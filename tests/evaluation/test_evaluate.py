@@ -11,7 +11,6 @@ import io
 import json
 import math
 import re
-import shutil
 import struct
 import sys
 
@@ -30,7 +29,7 @@ from aerec_cli.evaluation.metrics import (
 from aerec_cli.models.baselines import BiasBaseline
 from aerec_cli.scoring.topk import top_k
 from aerec_cli.storage import dataset_store
-from tests.helpers import TINY, assert_clean_error, ok, run_cli
+from tests.helpers import TINY, assert_clean_error, copy_home, ok, run_cli
 
 METRICS = ("precision", "recall", "ndcg", "mrr", "hit_rate", "coverage")
 LOG3 = 1 / math.log2(3)  # the discount at rank 2
@@ -445,8 +444,7 @@ def test_plot_writes_a_png_of_the_latest_run(trained, tmp_path):
 
 def test_plot_several_runs_with_pretraining(trained, tmp_path):
     pytest.importorskip("matplotlib")
-    home = tmp_path / "home"
-    shutil.copytree(trained, home)
+    home = copy_home(trained, tmp_path)
     stacked = ["--kind", "stacked", "--hidden", "6,3", "--epochs", "3", "--pretrain-epochs", "2"]
     ok(run_cli(home, "-q", "train", *stacked, "--run", "stacked-run"))
     history = (home / "runs" / "stacked-run" / "history.csv").read_text()

@@ -4,8 +4,6 @@ bad input."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +13,7 @@ from aerec_cli.errors import AerecError
 from aerec_cli.scoring import predictions, scorer
 from tests.helpers import (
     assert_clean_error,
+    copy_home,
     heavy_imports,
     ok,
     read_exported,
@@ -49,8 +48,7 @@ def test_rmse_over_the_test_split_equals_evaluate(trained, tmp_path, test_split,
     test_split.to_csv(path, index=False)  # user,item,rating with a header
     predicted = predict(trained, "--pairs", path, "--run", run)
     # evaluate writes the run's metrics.json: give it a copy of the home.
-    scratch = tmp_path / "home"
-    shutil.copytree(trained, scratch)
+    scratch = copy_home(trained, tmp_path)
     report = ok(run_cli(scratch, "evaluate", "--run", run, "--format", "json")).json()
     assert len(predicted["pairs"]) == len(test_split) and predicted["skipped"] == 0
     assert predicted["rmse"] == pytest.approx(report["rmse"], abs=1e-6)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from aerec_cli.errors import AerecError
 from aerec_cli.storage import dataset_store
 from aerec_cli.training import session
 from aerec_cli.training.config import TrainConfig
-from tests.helpers import TINIEST, assert_clean_error, ok, run_cli
+from tests.helpers import TINIEST, assert_clean_error, copy_home, ok, run_cli
 
 WRONG = ["{}", "[]", "3", '"text"', "null"]
 META_EDITS = [
@@ -36,8 +35,7 @@ META_EDITS = [
 @pytest.fixture(scope="module")
 def two_template(tmp_path_factory, ingested_template, sources) -> Path:
     """Datasets ml1m, then late (the latest), and a run on each (r-late the latest)."""
-    home = tmp_path_factory.mktemp("two") / "home"
-    shutil.copytree(ingested_template, home)
+    home = copy_home(ingested_template, tmp_path_factory.mktemp("two"))
     ok(run_cli(home, "-q", "ingest", sources.ml1m_zip, "--name", "late"))
     ok(run_cli(home, "-q", "train", *TINIEST, "--data", "ml1m", "--run", "r-ml1m"))
     ok(run_cli(home, "-q", "train", *TINIEST, "--data", "late", "--run", "r-late"))
@@ -47,8 +45,7 @@ def two_template(tmp_path_factory, ingested_template, sources) -> Path:
 @pytest.fixture
 def two(tmp_path, two_template) -> Path:
     """A private copy of ``two_template``, file times kept (they order damaged entries)."""
-    home = tmp_path / "home"
-    shutil.copytree(two_template, home)
+    home = copy_home(two_template, tmp_path)
     return home
 
 

@@ -24,7 +24,7 @@ from aerec_cli.errors import AerecError
 from aerec_cli.scoring import serving_file
 from aerec_cli.scoring.scorer import open_run
 from aerec_cli.storage import dataset_store, run_store
-from tests.helpers import PACKAGE, TINIEST, assert_clean_error, ok, run_cli
+from tests.helpers import PACKAGE, TINIEST, assert_clean_error, copy_home, ok, run_cli
 
 
 def commands(home: Path) -> list[list[str]]:
@@ -42,8 +42,7 @@ def commands(home: Path) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, ingested_template) -> Path:
     """Dataset ml1m with run r (4 hidden units) and run wide (8): read-only."""
-    home = tmp_path_factory.mktemp("damaged-runs") / "home"
-    shutil.copytree(ingested_template, home)
+    home = copy_home(ingested_template, tmp_path_factory.mktemp("damaged-runs"))
     ok(run_cli(home, "-q", "train", *TINIEST, "--run", "r"))
     ok(run_cli(home, "-q", "train", "--epochs", "2", "--hidden", "8", "--run", "wide"))
     return home
@@ -51,8 +50,7 @@ def trained(tmp_path_factory, ingested_template) -> Path:
 
 @pytest.fixture
 def home(trained, tmp_path) -> Path:
-    target = tmp_path / "home"
-    shutil.copytree(trained, target)
+    target = copy_home(trained, tmp_path)
     return target
 
 

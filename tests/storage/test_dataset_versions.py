@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,22 +21,20 @@ import scipy.sparse as sp
 
 from aerec_cli.errors import AerecError
 from aerec_cli.storage import atomic, dataset_store
-from tests.helpers import TINIEST, assert_clean_error, ok, run_cli
+from tests.helpers import TINIEST, assert_clean_error, copy_home, ok, run_cli
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, ingested_template) -> Path:
     """Dataset ml1m with run r: read-only (tests copy it)."""
-    home = tmp_path_factory.mktemp("versions") / "home"
-    shutil.copytree(ingested_template, home)
+    home = copy_home(ingested_template, tmp_path_factory.mktemp("versions"))
     ok(run_cli(home, "-q", "train", *TINIEST, "--run", "r"))
     return home
 
 
 @pytest.fixture
 def home(trained, tmp_path) -> Path:
-    target = tmp_path / "home"
-    shutil.copytree(trained, target)
+    target = copy_home(trained, tmp_path)
     return target
 
 

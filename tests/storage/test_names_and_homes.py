@@ -19,7 +19,7 @@ import pytest
 
 from aerec_cli.errors import AerecError
 from aerec_cli.storage import dataset_store, paths, run_store
-from tests.helpers import TINIEST, assert_clean_error, ok, run_cli
+from tests.helpers import TINIEST, assert_clean_error, copy_home, ok, run_cli
 
 ESCAPES = ["../../other/runs/r", "../x", "/tmp/x", "a/b", ".hidden", "..", "-x", "a b", "r\n"]
 
@@ -139,8 +139,7 @@ def test_a_home_below_a_file(tmp_path, sources):
 
 @pytest.mark.parametrize("folder", ["datasets", "runs"])
 def test_a_file_where_a_store_folder_should_be(tmp_path, trained_template, sources, folder):
-    home = tmp_path / "home"
-    shutil.copytree(trained_template, home)
+    home = copy_home(trained_template, tmp_path)
     shutil.rmtree(home / folder)
     (home / folder).write_text("")
     commands = [*COMMANDS, ["ingest", sources.ml1m_zip, "--name", "x"]]
