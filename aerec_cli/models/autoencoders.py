@@ -11,6 +11,7 @@ is declared once in kinds.py; these classes only do the arithmetic.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Mapping
 
 import torch
@@ -21,9 +22,11 @@ from aerec_cli.models import kinds
 from aerec_cli.models.batches import SparseBatch
 from aerec_cli.models.network import hidden_path
 
-# A batch whose share of observed entries is above 1/DENSE_BELOW is computed densely: for such
-# batches a matrix product is faster than per-rating gathers, and the result is the same.
-DENSE_BELOW = 50
+# On the CPU, a batch whose share of observed entries is above 1/DENSE_BELOW is computed
+# densely: there one matrix product is faster than the sampled one (ObservedOutput). Elsewhere
+# (CUDA, MPS) the threshold is GATHER_DENSE_BELOW, against per-rating gathers. Same result.
+DENSE_BELOW = 5
+GATHER_DENSE_BELOW = 50
 
 
 class InputLayer(nn.Module):
@@ -50,6 +53,57 @@ class InputLayer(nn.Module):
             )
             return summed + self.bias
         return x @ self.table + self.bias
+
+
+class ObservedOutput(torch.autograd.Function):
+    """A linear layer's outputs at the requested (row, col) entries only: hidden[row] .
+    weight[col] + bias[col], with ``row`` sorted.
+
+    The forward pass is a sampled matrix product and the backward pass two embedding bags (by
+    row for the hidden layer's gradient, by column for the weights'), so each costs the entries
+    times the width. The autograd of the gather formula would materialise entries x width
+    copies of the weights, and the dense product computes every output to keep a few percent.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, row, col):
+        n_rows = hidden.shape[0]
+        row_starts = torch.zeros(n_rows + 1, dtype=torch.int64, device=row.device)
+        torch.cumsum(torch.bincount(row, minlength=n_rows), 0, out=row_starts[1:])
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": not for users
+            warnings.simplefilter("ignore", UserWarning)
+            pattern = torch.sparse_csr_tensor(
+                row_starts,
+                col,
+                hidden.new_zeros(len(col)),
+                (n_rows, weight.shape[0]),
+                check_invariants=False,  # built here from sorted rows: valid by construction
+            )
+        sampled = torch.sparse.sampled_addmm(pattern, hidden, weight.t(), beta=0.0)
+        ctx.save_for_backward(hidden, weight, row, col, row_starts)
+        return sampled.values() + bias[col]
+
+    @staticmethod
+    def backward(ctx, grad):
+        hidden, weight, row, col, row_starts = ctx.saved_tensors
+        grad = grad.contiguous()  # embedding_bag's fast kernel wants contiguous weights
+        grad_hidden = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_hidden = F.embedding_bag(
+                col, weight, row_starts[:-1], mode="sum", per_sample_weights=grad
+            )
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            by_col = torch.argsort(col, stable=True)
+            col_counts = torch.bincount(col, minlength=weight.shape[0])
+            grad_weight = F.embedding_bag(
+                row[by_col],
+                hidden,
+                torch.cumsum(col_counts, 0) - col_counts,
+                mode="sum",
+                per_sample_weights=grad[by_col],
+            )
+            grad_bias = torch.zeros_like(weight[:, 0]).index_add_(0, col, grad)
+        return grad_hidden, grad_weight, grad_bias, None, None
 
 
 class RatingAutoencoder(nn.Module):
@@ -104,10 +158,16 @@ class RatingAutoencoder(nn.Module):
         return self.output(self.code_and_hidden(x)[1])
 
     def output_at(self, hidden: torch.Tensor, row: torch.Tensor, col: torch.Tensor):
-        """Output unit ``col`` of batch row ``row`` only: cost per requested entry."""
-        if len(row) * DENSE_BELOW > hidden.shape[0] * self.n_inputs:
-            # Dense enough that one matrix product beats gathering weights per entry.
+        """Output unit ``col`` of batch row ``row`` only (``row`` sorted, as a batch's entries
+        are): cost per requested entry."""
+        on_cpu = hidden.device.type == "cpu"
+        dense_below = DENSE_BELOW if on_cpu else GATHER_DENSE_BELOW
+        if len(row) * dense_below > hidden.shape[0] * self.n_inputs:
+            # Dense enough that one matrix product beats the per-entry work.
             return self.output(hidden)[row, col]
+        if on_cpu:
+            return ObservedOutput.apply(hidden, self.output.weight, self.output.bias, row, col)
+        # The sampled product's kernels are only tested on the CPU; gathers work everywhere.
         weight, bias = self.output.weight[col], self.output.bias[col]
         return (hidden[row] * weight).sum(1) + bias
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from aerec_cli.models.autoencoders import RatingAutoencoder
 from aerec_cli.models.batches import SparseBatch, SparseRows, row_batches
+from aerec_cli.training.optimizer import adam, adam_tensors, load_adam
 
 
 class LayerwisePretraining:
@@ -101,7 +102,8 @@ class LayerwisePretraining:
         if tie:
             _tie(self.model, self.layer)
         encoder, mirror = self.model.encoder[self.layer], self.model.mirror(self.layer)
-        return torch.optim.Adam([*encoder.parameters(), *mirror.parameters()], lr=self.lr)
+        parameters = [*encoder.parameters(), *mirror.parameters()]
+        return adam(parameters, lr=self.lr, device=encoder.bias.device)
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict | None]:
         """(tensors, values) that resume pretraining; values None once it is done."""
@@ -123,26 +125,6 @@ class LayerwisePretraining:
             self.optimizer = self._layer_optimizer(tie=False)
             device = self.model.encoder[0].table.device
             load_adam(self.optimizer, tensors, values["adam_groups"], device)
-
-
-def adam_tensors(optimizer: torch.optim.Adam) -> tuple[dict[str, torch.Tensor], list]:
-    """An Adam's moments as flat tensors ("INDEX.NAME", for safetensors) and its param
-    groups (plain values, for JSON)."""
-    saved = optimizer.state_dict()
-    tensors = {}
-    for index, slots in saved["state"].items():
-        tensors.update({f"{index}.{name}": t for name, t in slots.items()})
-    return tensors, saved["param_groups"]
-
-
-def load_adam(optimizer: torch.optim.Adam, tensors: dict, groups: list, device) -> None:
-    """Put back what :func:`adam_tensors` saved."""
-    slots: dict[int, dict] = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        # Adam keeps its step count on the CPU, its moments beside the weights.
-        slots.setdefault(int(index), {})[name] = value.cpu() if name == "step" else value.to(device)
-    optimizer.load_state_dict({"state": slots, "param_groups": groups})
 
 
 def _batches(inputs: SparseRows, codes, batch_size, generator):

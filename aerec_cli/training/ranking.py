@@ -24,6 +24,7 @@ from aerec_cli.evaluation.metrics import default_relevant, ranking_metrics
 from aerec_cli.models import ease, ranker
 from aerec_cli.models.batches import SparseRows, row_batches
 from aerec_cli.training.config import TrainConfig
+from aerec_cli.training.optimizer import adam
 
 HIDDEN = 200  # 600 was no better on either validation slice, at 3x the cost
 DROPOUT = 0.5
@@ -126,7 +127,7 @@ class _Loop:
         self.inputs = SparseRows(ranker.inputs(fit_part, top), device)
         self.targets = SparseRows(ranker.targets(fit_part, top), device)
         self.rows = np.flatnonzero(np.diff(fit_part.indptr) > 0)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+        self.optimizer = adam(model.parameters(), lr=LR, device=device)
 
     def epoch(self) -> float:
         self.model.train()

@@ -33,7 +33,8 @@ from aerec_cli.storage import atomic, dataset_store, run_store
 from aerec_cli.training.config import RANKER_KIND, RANKER_ORIENTATION, TrainConfig
 from aerec_cli.training.distributed import World
 from aerec_cli.training.memory import check_fits
-from aerec_cli.training.pretraining import LayerwisePretraining, adam_tensors, load_adam
+from aerec_cli.training.optimizer import adam, adam_tensors, load_adam
+from aerec_cli.training.pretraining import LayerwisePretraining
 from aerec_cli.training.stopping import stop_on_signals, stopped_error
 
 
@@ -140,7 +141,7 @@ class Trainer:
         # an extra pass over every weight for the forward and the backward.
         l2_scale = config.l2(fit_matrix.nnz) / (2.0 * fit_matrix.nnz)
         named = list(self.model.named_parameters())
-        self.optimizer = torch.optim.Adam(
+        self.optimizer = adam(
             [
                 {
                     "params": [p for n, p in named if not n.endswith("bias")],
@@ -149,6 +150,7 @@ class Trainer:
                 {"params": [p for n, p in named if n.endswith("bias")], "weight_decay": 0.0},
             ],
             lr=config.lr,
+            device=device,
         )
         self.pretraining = LayerwisePretraining(
             self.model,

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from aerec_cli.cli import app
 from aerec_cli.evaluation import diagnostics
 from aerec_cli.models import kinds
-from aerec_cli.models.autoencoders import MODEL_KINDS
+from aerec_cli.models.autoencoders import MODEL_KINDS, ObservedOutput
 from aerec_cli.models.batches import SparseRows, oriented
 from aerec_cli.storage import dataset_store
 from aerec_cli.training import session
@@ -189,3 +189,20 @@ def test_kind_options_out_of_range(sample_data, args, message):
     result = CliRunner().invoke(app, ["--home", str(home), "train", "--epochs", "1", *args])
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_the_sampled_output_layer_has_the_dense_layers_gradients():
+    """ObservedOutput (the CPU's path for sparse batches) against autograd of the dense
+    product, values and gradients, with repeated columns and unsorted columns in a row."""
+    torch.manual_seed(0)
+    hidden = torch.rand(4, 3, dtype=torch.float64, requires_grad=True)
+    layer = torch.nn.Linear(3, 6).double()
+    row, col = torch.tensor([0, 0, 1, 3, 3, 3]), torch.tensor([5, 1, 2, 4, 0, 4])
+    upstream = torch.randn(6, dtype=torch.float64)
+    sampled = ObservedOutput.apply(hidden, layer.weight, layer.bias, row, col)
+    grads = torch.autograd.grad((sampled * upstream).sum(), [hidden, layer.weight, layer.bias])
+    dense = layer(hidden)[row, col]
+    expected = torch.autograd.grad((dense * upstream).sum(), [hidden, layer.weight, layer.bias])
+    assert torch.allclose(sampled, dense)
+    for got, want in zip(grads, expected):
+        assert torch.allclose(got, want)
