@@ -14,8 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 # Piped output gets a wide console so tables are not cut at 80 columns.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False)
+# Neither markup nor emoji codes: what is printed is data, so a title such as "[REC] (2007)"
+# or "Dr. :smile:" (or a path with brackets) comes out as it is.
+_PLAIN = {"highlight": False, "markup": False, "emoji": False}
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200, **_PLAIN)
+err = Console(stderr=True, **_PLAIN)
 
 
 class OutputFormat(str, Enum):

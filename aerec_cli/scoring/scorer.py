@@ -408,6 +408,9 @@ class Scorer:
     def rank_block(self, users: np.ndarray) -> np.ndarray:
         """Ranking scores of known users (users x items), from their training rows."""
         users = np.asarray(users, dtype=np.int64)
+        if len(users) == 1:  # `recommend`: read one row, not the whole split (8 MB on ML-1M)
+            cols, stars = self.user_ratings(int(users[0]))
+            return self.rank_rows(np.array([0, len(cols)]), cols, stars.astype(np.float32))
         indptr = self.arrays["train.indptr"]
         _, positions = row_entries(indptr, users)
         sub_indptr = np.concatenate([[0], np.cumsum(indptr[users + 1] - indptr[users])])

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from aerec_cli import __version__
 from tests.helpers import REPO, assert_clean_error, ok, run_cli
 
@@ -162,3 +164,42 @@ def test_ctrl_c_outside_training_says_interrupted(home, monkeypatch):
     result = run_cli(home, "ingest", "sample")
     assert result.exit_code == 130
     assert_clean_error(result, "interrupted")
+
+
+def test_titles_are_printed_as_they_are_not_read_as_markup():
+    """Rich would read "[bold]" as a style and ":smile:" as an emoji; a title is data."""
+    from aerec_cli.cli import output
+
+    rows = [["Dr. :smile: [bold]Strange[/bold] [red]x"]]
+    with output.out.capture() as captured:
+        output.out.print(output.table("similar to [REC] (2007)", ["title"], rows))
+    text = captured.get()
+    assert "similar to [REC] (2007)" in text
+    assert "Dr. :smile: [bold]Strange[/bold] [red]x" in text
+
+
+@pytest.mark.parametrize(
+    "args, commands",
+    [
+        (["recommend", "--user", "1"], ["recommend"]),
+        (["-q", "--home", "h", "train", "--epochs", "2"], ["train"]),
+        (["recommend", "--help"], ["recommend"]),
+        (["--help"], None),  # the whole list of commands
+        (["-h", "train"], None),
+        (["--home", "train", "recommend"], None),  # which one runs is click's to say
+        (["recomend"], None),  # click suggests from every command
+    ],
+)
+def test_the_console_script_builds_only_the_command_that_runs(args, commands):
+    from typer.main import get_command_name
+
+    from aerec_cli.cli import app as full_app
+    from aerec_cli.cli import only_the_command_asked_for
+
+    built = only_the_command_asked_for(args)
+    if commands is None:
+        assert built is full_app
+    else:
+        names = [get_command_name(c.callback.__name__) for c in built.registered_commands]
+        assert names == commands
+        assert len(full_app.registered_commands) > 10  # the app itself is left whole
