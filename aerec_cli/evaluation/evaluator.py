@@ -6,7 +6,6 @@ The run is scored by the same numpy scorer as `recommend` and `predict` (scoring
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from aerec_cli.evaluation.metrics import (
 )
 from aerec_cli.models.baselines import BiasBaseline, GlobalMean
 from aerec_cli.scoring.scorer import Scorer, open_run
-from aerec_cli.storage import dataset_store, run_store
+from aerec_cli.storage import dataset_store, integrity, run_store
 
 
 def check_relevant(relevant: float | None, dataset: dataset_store.Dataset) -> float:
@@ -68,11 +67,7 @@ def load_for_scoring(
     run = served.run
     if dataset is None or dataset.name != run.dataset:
         dataset = dataset_store.load(home, run.dataset)
-    if run.config.get("dataset_meta_sha256") != dataset.meta_hash:
-        raise AerecError(
-            f"dataset {dataset.name} was re-ingested after run {run.name} was trained on it; "
-            f"train again: aerec train --data {dataset.name}"
-        )
+    run.require_trained_on(dataset.meta_hash)
     return Loaded(run, dataset, served)
 
 
@@ -267,6 +262,6 @@ def stored_report(
         meta = (home / "datasets" / run.dataset / "meta.json").read_bytes()
     except OSError:
         return None
-    if run.config.get("dataset_meta_sha256") != hashlib.sha256(meta).hexdigest():
+    if not run.trained_on(integrity.version_digest(meta)):
         return None
     return report

@@ -14,7 +14,6 @@ refused with one clear error (``require_stars``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -491,12 +490,8 @@ def open_run(home: Path, run_name: str | None = None, note=None) -> Scorer:
         raise AerecError(f"cannot read {meta_path} ({exc.strerror or exc})") from exc
     except ValueError as exc:
         raise integrity.damaged(run.dataset, f"meta.json: {exc}") from exc
-    meta_hash = hashlib.sha256(meta_bytes).hexdigest()
-    if run.config.get("dataset_meta_sha256") != meta_hash:
-        raise AerecError(
-            f"dataset {run.dataset} was re-ingested after run {run.name} was trained on it; "
-            f"train again: aerec train --data {run.dataset}"
-        )
+    meta_hash = integrity.version_digest(meta_bytes)
+    run.require_trained_on(meta_hash)
     # The weights are the run's source of truth: damage there is an error, even though
     # scoring reads the serving file (a run without a rating model: its ranker's).
     run.check(run.tensor_file)

@@ -430,7 +430,7 @@ def _parse(name: str, folder: Path, files: dict[str, bytes]) -> Dataset:
     user_ids = np.array([row[0] for row in users], dtype=object)
     # Hashed from the bytes just read: a re-ingest during a long training must not change
     # the version the run records.
-    meta_hash = hashlib.sha256(files["meta.json"]).hexdigest()
+    meta_hash = integrity.version_digest(files["meta.json"])
     return Dataset(name, folder, matrices[0], matrices[1], user_ids, items, meta, meta_hash)
 
 

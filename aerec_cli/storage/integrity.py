@@ -58,6 +58,12 @@ def digests(files: dict[str, bytes]) -> dict[str, str]:
     return {name: hashlib.sha256(files[name]).hexdigest() for name in DATA_FILES}
 
 
+def version_digest(meta_bytes: bytes) -> str:
+    """A dataset version's fingerprint: the digest of its meta.json, which records every other
+    file's digest. A run keeps the one it was trained on (``dataset_meta_sha256``)."""
+    return hashlib.sha256(meta_bytes).hexdigest()
+
+
 def meta_problem(meta: Any) -> str | None:
     """What is wrong with a meta.json's content (hand-edited, crafted), or None."""
     if not isinstance(meta, dict):

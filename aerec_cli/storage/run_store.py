@@ -75,6 +75,18 @@ class Run:
             verified.note(self.path / filename, expected)
         return data
 
+    def trained_on(self, version: str) -> bool:
+        """Whether this run was trained on the dataset version ``version`` (its digest)."""
+        return self.config.get("dataset_meta_sha256") == version
+
+    def require_trained_on(self, version: str) -> None:
+        """An error, unless this run's dataset is still the version it was trained on."""
+        if not self.trained_on(version):
+            raise AerecError(
+                f"dataset {self.dataset} was re-ingested after run {self.name} was trained on "
+                f"it; train again: aerec train --data {self.dataset}"
+            )
+
     def check(self, filename: str) -> None:
         """Raise as :meth:`read_checked` does if the file is damaged, without reading it when
         it is unchanged since its digest last matched (storage/verified.py)."""

@@ -373,7 +373,7 @@ def resume_run(
         else:
             saved.check_resumable()
         dataset = dataset_store.load(home, saved.dataset)
-        if saved.config.get("dataset_meta_sha256") != dataset.meta_hash:
+        if not saved.trained_on(dataset.meta_hash):
             raise AerecError(
                 f"dataset {dataset.name} was re-ingested after run {run} started; it cannot "
                 f"be resumed: train again with aerec train --data {dataset.name}"
