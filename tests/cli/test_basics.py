@@ -179,27 +179,43 @@ def test_titles_are_printed_as_they_are_not_read_as_markup():
 
 
 @pytest.mark.parametrize(
-    "args, commands",
+    "args, command",
     [
-        (["recommend", "--user", "1"], ["recommend"]),
-        (["-q", "--home", "h", "train", "--epochs", "2"], ["train"]),
-        (["recommend", "--help"], ["recommend"]),
+        (["recommend", "--user", "1"], "recommend"),
+        (["-q", "--home", "h", "train", "--epochs", "2"], "train"),
+        (["recommend", "--help"], "recommend"),
         (["--help"], None),  # the whole list of commands
         (["-h", "train"], None),
         (["--home", "train", "recommend"], None),  # which one runs is click's to say
         (["recomend"], None),  # click suggests from every command
     ],
 )
-def test_the_console_script_builds_only_the_command_that_runs(args, commands):
+def test_the_console_script_builds_only_the_command_that_runs(args, command):
     from typer.main import get_command_name
 
-    from aerec_cli.cli import app as full_app
-    from aerec_cli.cli import only_the_command_asked_for
+    from aerec_cli.cli import _only, app, command_asked_for
 
-    built = only_the_command_asked_for(args)
-    if commands is None:
-        assert built is full_app
-    else:
+    assert command_asked_for(args) == command
+    if command is not None:
+        built = _only(command)
         names = [get_command_name(c.callback.__name__) for c in built.registered_commands]
-        assert names == commands
-        assert len(full_app.registered_commands) > 10  # the app itself is left whole
+        assert names == [command]
+        assert len(app.registered_commands) > 10  # the app itself is left whole
+
+
+def test_serving_commands_exit_with_their_code_and_whole_output(tmp_path):
+    """recommend, predict and similar leave without the interpreter's teardown: their
+    output must still arrive whole, piped, and their exit code be kept."""
+    script = "import sys; from aerec_cli.cli import main; sys.argv[0] = 'aerec'; main()"
+    env = {**os.environ, "AEREC_HOME": str(tmp_path / "empty")}
+    missing = subprocess.run(
+        [sys.executable, "-c", script, "recommend", "--user", "1"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert missing.returncode != 0 and missing.stderr.startswith("error: ")
+    assert "Traceback" not in missing.stderr
+    helped = subprocess.run(
+        [sys.executable, "-c", script, "predict", "--help"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert helped.returncode == 0 and "Usage: aerec predict" in helped.stdout

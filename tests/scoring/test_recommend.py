@@ -664,7 +664,9 @@ def test_a_list_names_its_run_and_dataset(trained):
 def test_a_file_and_csv_on_stdout_have_the_same_columns(trained, tmp_path):
     args = ["recommend", "--user", "6", "--top", "3", "--include-rated", "--explain"]
     printed = ok(run_cli(trained, *args, "--format", "csv")).stdout
-    to_stdout = ok(run_cli(trained, *args, "-o", "-")).stdout
+    piped = ok(run_cli(trained, *args, "-o", "-"))
+    to_stdout = piped.stdout
+    assert "wrote" not in piped.stderr  # nothing was written to a file named "-"
     ok(run_cli(trained, *args, "-o", tmp_path / "list.csv"))
     written = (tmp_path / "list.csv").read_text()
     assert printed == to_stdout == written
