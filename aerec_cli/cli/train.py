@@ -56,7 +56,11 @@ def train(
         D.epochs, "--epochs", help="Most fine-tuning epochs; early stopping may end sooner."
     ),
     lr: float = typer.Option(D.lr, "--lr", help="Adam learning rate."),
-    batch_size: int = typer.Option(D.batch_size, "--batch-size", help="Rating vectors per step."),
+    batch_size: int = typer.Option(
+        D.batch_size,
+        "--batch-size",
+        help="Rating vectors per step \\[default: 256; 512 from 20M fitted ratings on].",
+    ),
     weight_decay: float = GENERATED,
     patience: int = typer.Option(
         D.patience,

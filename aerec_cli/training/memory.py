@@ -55,7 +55,7 @@ def needs(
     hidden = config.hidden or kind.hidden.sizes(n_inputs)
     kind.check_hidden(hidden, n_inputs)  # a size the kind refuses for this data says so first
     p = parameters([n_inputs, *hidden])
-    rows = min(max(config.batch_size, 512), n_rows)  # 512: the validation's batches
+    rows = min(max(config.batch(matrix.nnz), 512), n_rows)  # 512: the validation's batches
     entries = math.ceil(matrix.nnz / max(n_rows, 1) * rows)
     units = sum(hidden) + sum(hidden[:-1])  # encoder and decoder layers
     output = min(rows * n_inputs, entries * hidden[0])
@@ -83,18 +83,23 @@ def check_fits(
 ) -> None:
     """Refuse, before anything is allocated, a run that cannot fit in memory."""
     parts = needs(config, matrix, n_items=n_items, processes=processes)
+    batch = config.batch(matrix.nnz)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        _check([p for p in parts if p[2] is DEVICE], free, f"memory on {device}", config)
+        _check([p for p in parts if p[2] is DEVICE], free, f"memory on {device}", config, batch)
         parts = [p for p in parts if p[2] is HOST]
     # Processes of one torchrun on this machine each hold their own copy.
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if processes > 1 else 1
     _check(
-        [(what, size * local, where) for what, size, where in parts], available(), "memory", config
+        [(what, size * local, where) for what, size, where in parts],
+        available(),
+        "memory",
+        config,
+        batch,
     )
 
 
-def _check(parts, free: int | None, where: str, config: TrainConfig) -> None:
+def _check(parts, free: int | None, where: str, config: TrainConfig, batch: int) -> None:
     total = sum(size for _, size, _ in parts)
     if free is None or total <= free:
         return
@@ -106,7 +111,7 @@ def _check(parts, free: int | None, where: str, config: TrainConfig) -> None:
         else "a --hidden below the kind's default for this data"
     )
     if any(what == BATCH for what, _, _ in largest):
-        smaller += f" or --batch-size (now {config.batch_size})"
+        smaller += f" or --batch-size (now {batch})"
     raise AerecError(
         f"this run needs about {size_text(total)} of {where} (the largest parts: {detail}), "
         f"but {size_text(free)} is available: pick {smaller}, or train on a machine with more"

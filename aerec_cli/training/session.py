@@ -131,6 +131,7 @@ class Trainer:
         fit_matrix, *self.validation = hold_out(matrix, config.val_fraction, config.seed)
         if fit_matrix.nnz == 0 or len(self.validation[2]) == 0:
             raise AerecError("too few training ratings to hold out a validation slice")
+        self.batch_size = config.batch(fit_matrix.nnz)
         self.model = build_for(config, matrix.shape[1]).to(device)
         self.inputs = SparseRows(fit_matrix, device)
         step = ObservedReconstruction(self.model)
@@ -157,7 +158,7 @@ class Trainer:
             self.inputs,
             epochs=config.pretrain_epochs,
             lr=config.lr,
-            batch_size=config.batch_size,
+            batch_size=self.batch_size,
             cd_steps=config.options.get("cd_steps"),  # deep's RBMs only; stacked has none
             generator=self.generator,
         )
@@ -231,7 +232,7 @@ class Trainer:
         model, world = self.model, self.world
         model.train()
         total, batches = torch.zeros((), device=self.device), 0
-        for rows in row_batches(self.inputs.n_rows, self.config.batch_size, self.generator):
+        for rows in row_batches(self.inputs.n_rows, self.batch_size, self.generator):
             target = self.inputs.batch(world.shard(rows))
             predicted, code = self.step(model.corrupt(target, self.generator), target)
             # The batch's mean squared error over every process's observed ratings; DDP

@@ -117,3 +117,15 @@ def test_the_python_api_checks_the_split_seed_as_the_cli_does(tmp_path, seed):
     with pytest.raises(AerecError, match="seed"):
         Home(tmp_path / "home").ingest("sample", seed=seed)
     assert not (tmp_path / "home" / "datasets").exists()
+
+
+def test_the_default_batch_size_doubles_only_on_very_large_data():
+    from aerec_cli.training.config import LARGE_DATA_RATINGS, default_batch_size
+
+    assert default_batch_size(85_500) == default_batch_size(LARGE_DATA_RATINGS - 1) == 256
+    assert default_batch_size(LARGE_DATA_RATINGS) == 512
+    assert TrainConfig().batch(LARGE_DATA_RATINGS) == 512
+    assert TrainConfig(batch_size=64).batch(LARGE_DATA_RATINGS) == 64  # a given size stays
+    TrainConfig().check()  # None (by the data) is valid; 0 is not:
+    with pytest.raises(AerecError, match="--batch-size"):
+        TrainConfig(batch_size=0).check()
