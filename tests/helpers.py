@@ -122,7 +122,9 @@ HEAVY_IMPORTS_PROBE = (
     "import sys\n"
     "from aerec_cli import cli\n"
     "sys.argv = ['aerec', *sys.argv[1:]]\n"
-    "try:\n    cli.main()\n"
+    # The app main() runs; main() itself leaves serving commands with os._exit, before this
+    # probe could look.
+    "try:\n    cli.app()\n"
     "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
     "heavy = sorted(m for m in ('torch', 'pandas') if m in sys.modules)\n"
     "print('heavy:', heavy, file=sys.stderr)\n"

@@ -94,8 +94,7 @@ def recommend(
 ):
     """Top-N items for a user, a new user's ratings, or every user, with predicted stars
     (none for a run trained with --objective ranking)."""
-    if not all_users:
-        one_blas_thread()
+    one_blas_thread(unless=all_users)
     from aerec_cli.scoring import recommendations
     from aerec_cli.storage import exports
 
@@ -135,11 +134,11 @@ def recommend(
         _print_listing(result, f"top {top} for {who}", include_rated=include_rated, explain=explain)
 
 
-def one_blas_thread() -> None:
+def one_blas_thread(*, unless: bool) -> None:
     """Before numpy's first import, for one user's list (a few small products): OpenBLAS
     then starts no worker threads, whose start and spinning cost more than they save (about
     20 ms of a 0.4 s `recommend`). Where numpy is loaded already, or the user set it, as is."""
-    if "numpy" not in sys.modules:
+    if not unless and "numpy" not in sys.modules:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
