@@ -86,7 +86,7 @@ class ObservedOutput(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         hidden, weight, row, col, row_starts = ctx.saved_tensors
-        grad = grad.contiguous()  # embedding_bag's fast kernel wants contiguous weights
+        grad = grad.contiguous()  # embedding_bag's fast kernel wants contiguous sample weights
         grad_hidden = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             grad_hidden = F.embedding_bag(
@@ -166,6 +166,8 @@ class RatingAutoencoder(nn.Module):
             # Dense enough that one matrix product beats the per-entry work.
             return self.output(hidden)[row, col]
         if on_cpu:
+            if bool((row[1:] < row[:-1]).any()):  # the sampled product reads rows in order
+                raise ValueError("output_at needs its entries sorted by row")
             return ObservedOutput.apply(hidden, self.output.weight, self.output.bias, row, col)
         # The sampled product's kernels are only tested on the CPU; gathers work everywhere.
         weight, bias = self.output.weight[col], self.output.bias[col]

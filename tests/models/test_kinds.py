@@ -206,3 +206,12 @@ def test_the_sampled_output_layer_has_the_dense_layers_gradients():
     assert torch.allclose(sampled, dense)
     for got, want in zip(grads, expected):
         assert torch.allclose(got, want)
+
+
+def test_the_output_layer_refuses_entries_out_of_row_order():
+    """The sampled product groups entries by row in order; unsorted ones would land on the
+    wrong rows, so they are refused rather than mis-scored."""
+    model = MODEL_KINDS["basic"](n_inputs=200, hidden=[4])
+    hidden = torch.rand(3, 4)
+    with pytest.raises(ValueError, match="sorted by row"):
+        model.output_at(hidden, torch.tensor([2, 0]), torch.tensor([1, 5]))
