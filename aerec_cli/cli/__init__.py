@@ -35,11 +35,7 @@ def main() -> None:
 def command_asked_for(args: list[str]) -> str | None:
     """The command ``args`` name, when they name exactly one and ask for no help before it
     (else None: click then says what is wrong, or lists every command)."""
-    from typer.main import get_command_name
-
-    names = {
-        info.name or get_command_name(info.callback.__name__) for info in app.registered_commands
-    }
+    names = {_name(info) for info in app.registered_commands}
     named = [at for at, arg in enumerate(args) if arg in names]
     if len({args[at] for at in named}) != 1 or {"-h", "--help"} & set(args[: named[0]]):
         return None
@@ -49,15 +45,16 @@ def command_asked_for(args: list[str]) -> str | None:
 def _only(command: str):
     """The app with just ``command``: Typer builds every command's click object, reading each
     option's signature, on every call, which is a twentieth of a `recommend`."""
+    only = copy.copy(app)
+    only.registered_commands = [info for info in app.registered_commands if _name(info) == command]
+    return only
+
+
+def _name(info) -> str:
+    """A registered command's name, as Typer derives it."""
     from typer.main import get_command_name
 
-    only = copy.copy(app)
-    only.registered_commands = [
-        info
-        for info in app.registered_commands
-        if (info.name or get_command_name(info.callback.__name__)) == command
-    ]
-    return only
+    return info.name or get_command_name(info.callback.__name__)
 
 
 def _leave_now(code) -> None:
