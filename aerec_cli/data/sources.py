@@ -74,7 +74,9 @@ class SourceFiles:
                     )
                 try:
                     member = self._zip.open(info)
-                except (NotImplementedError, RuntimeError) as exc:  # unknown method, encrypted
+                except (NotImplementedError, RuntimeError, ValueError) as exc:
+                    # An unknown method, encryption, or a local header that contradicts the
+                    # directory (a name flagged UTF-8 that is not: UnicodeDecodeError).
                     raise self.read_error(name, exc) from exc
                 with member:
                     yield textcodec.utf8_stream(member)  # UTF-16/32 text read as UTF-8

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aerec_cli.data import readers
@@ -355,6 +355,19 @@ def test_random_lines_with_options_read_or_fail_clearly(text, sep, columns, skip
         read_or_clear_error(path, columns=columns, sep=sep, skip_bad_lines=skip)
 
 
+def _zip_with_a_bad_utf8_name() -> bytes:
+    """A small MovieLens zip whose first local header claims a UTF-8 name (flag bit 11) that
+    starts with the byte 0xED (no valid UTF-8 sequence follows it)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("ml-1m/ratings.dat", "1::1::5::1\n1::2::3::2\n2::1::4::3\n")
+        archive.writestr("ml-1m/movies.dat", "1::A (1990)::Drama\n2::B (1991)::Comedy\n")
+    data = bytearray(buffer.getvalue())
+    data[7] |= 0x08  # general-purpose flags, high byte: bit 11, names are UTF-8
+    data[30] = 0xED  # the first byte of the member's name
+    return bytes(data)
+
+
 @st.composite
 def damaged_zips(draw) -> bytes:
     """A valid small MovieLens zip with bytes flipped, cut or appended."""
@@ -377,6 +390,9 @@ def damaged_zips(draw) -> bytes:
 
 @FUZZ
 @given(data=damaged_zips())
+# Found by CI: a flipped byte sets a member's UTF-8 name flag over a name that is not UTF-8, and
+# zipfile then fails with UnicodeDecodeError when it opens the member.
+@example(data=_zip_with_a_bad_utf8_name())
 def test_damaged_zips_read_or_fail_clearly(data):
     with tempfile.TemporaryDirectory() as root:
         path = Path(root) / "ml-1m.zip"
