@@ -48,8 +48,7 @@ def delete_runs(home: Path, names: Sequence[str]) -> bool:
             f"run {name} is being written by another aerec process (train or evaluate); "
             "wait for it to end, then delete it"
         )
-        with locks.name_lock(root, name, busy):
-            atomic.retire_folder(root / name)
+        _retire(root, name, busy)
     locks.sweep_unheld(root)
     try:
         pinned = pin.pinned_run(home)
@@ -76,10 +75,15 @@ def delete_dataset(home: Path, name: str, *, force: bool = False) -> list[str]:
         f"dataset {name} is being ingested by another aerec process; wait for it to end, "
         "then delete it"
     )
-    with locks.name_lock(root, name, busy):
-        atomic.retire_folder(root / name)
+    _retire(root, name, busy)
     locks.sweep_unheld(root)
     return users
+
+
+def _retire(root: Path, name: str, busy: str) -> None:
+    """Move ``root/name`` out of the store under its lock (``busy``: why it is held)."""
+    with locks.name_lock(root, name, busy):
+        atomic.retire_folder(root / name)
 
 
 def _check_known(root: Path, names: list[str], what: str, listing: str) -> None:
