@@ -34,6 +34,7 @@ class Plan:
     patience: int | None = None  # None: no early stopping (the bar's total is --epochs)
     best_epoch: int = 0
     best_rmse: float | None = None
+    members: int = 1  # --ensemble: the networks trained in turn, each with its own bars
 
 
 @dataclass
@@ -87,9 +88,14 @@ class EpochProgress:
     def update(self, row: dict) -> None:
         if not self.active:
             return
-        key = f"{row['phase']} {row.get('layer', '')}".strip()
+        key = f"{row.get('member', '')} {row['phase']} {row.get('layer', '')}".strip()
         if self.phase is None or key != self.phase.name:
+            new_member = self.phase is not None and row.get("member") != (
+                self.phase.last_row or {}
+            ).get("member")
             self._end_phase()
+            if new_member:
+                self.best = (0, None)  # a new member: its own early stopping
             self._start_phase(row, key)
         phase = self.phase
         phase.last_row = row
@@ -99,7 +105,9 @@ class EpochProgress:
         val = _validation(row)
         if self.verbose:  # one line per epoch, for logs
             self.console.print(
-                f"{row['phase']} {row['layer']} epoch {row['epoch']}: loss {row['train_loss']:.4f}"
+                (f"member {row['member']} " if row.get("member") else "")
+                + f"{row['phase']} {row['layer']} epoch {row['epoch']}: "
+                + f"loss {row['train_loss']:.4f}"
                 + (f", {val}" if val else "")
                 + f" ({row['seconds']:.2f} s)",
                 soft_wrap=True,  # one line per epoch, however narrow the console
@@ -114,6 +122,8 @@ class EpochProgress:
     def _start_phase(self, row: dict, key: str) -> None:
         plan = self.plan_
         label = row["phase"] + (f" layer {row['layer']}" if row.get("layer") else "")
+        if row.get("member"):
+            label = f"member {row['member']}/{plan.members} {label}"
         totals = {"train": plan.epochs, "rank": plan.rank_epochs}
         total = totals.get(row["phase"], plan.pretrain_epochs)
         now = time.monotonic()

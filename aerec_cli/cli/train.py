@@ -21,6 +21,10 @@ OBJECTIVE_HELP = (
     "outliers need them); --kind, --orientation and the autoencoder's other flags do not "
     "apply and are refused."
 )
+ENSEMBLE_HELP = (
+    "Train this many rating networks (different initialisations) and serve their mean: a "
+    "lower RMSE for N times the training (see the README's Ensembles)."
+)
 RANK_EPOCHS_HELP = "Most ranker epochs; it stops early when validation NDCG@10 stops improving."
 
 # What `aerec runs` lists of each run (JSON keys, CSV columns).
@@ -76,6 +80,7 @@ def train(
     val_fraction: float = typer.Option(
         D.val_fraction, "--val-fraction", help="Share of train ratings held out for validation."
     ),
+    ensemble: int = typer.Option(D.ensemble, "--ensemble", help=ENSEMBLE_HELP),
     objective: str = typer.Option(D.objective, "--objective", help=OBJECTIVE_HELP),
     rank_epochs: int = typer.Option(D.rank_epochs, "--rank-epochs", help=RANK_EPOCHS_HELP),
     kind_options: dict = GENERATED,
@@ -106,6 +111,7 @@ def train(
             patience=patience,
             lr_patience=lr_patience,
             val_fraction=val_fraction,
+            ensemble=ensemble,
             seed=settings.seed,
             objective=objective,
             rank_epochs=rank_epochs,
@@ -124,15 +130,20 @@ def _report(saved) -> None:
     """What training achieved: the best validation RMSE, or for a run trained with
     --objective ranking (no rating model) its ranker's validation NDCG@10."""
     metrics = saved.metrics
-    best = (
-        f"best validation RMSE {metrics['val_rmse']:.4f} at epoch"
-        if saved.has_model
-        else f"best validation NDCG@10 {metrics['val_ndcg@10']:.4f} at ranker epoch"
-    )
-    output.out.print(
-        f"run {saved.name}: {best} {metrics['best_epoch']} ({metrics['epochs_run']} epochs, "
-        f"{metrics['train_seconds']:.1f} s)"
-    )
+    spent = f"({metrics['epochs_run']} epochs, {metrics['train_seconds']:.1f} s)"
+    if "members" in metrics:
+        own = [member["val_rmse"] for member in metrics["members"]]
+        output.out.print(
+            f"run {saved.name}: validation RMSE {metrics['val_rmse']:.4f} for the mean of "
+            f"{len(own)} networks (each {min(own):.4f} to {max(own):.4f}) {spent}"
+        )
+    else:
+        best = (
+            f"best validation RMSE {metrics['val_rmse']:.4f} at epoch"
+            if saved.has_model
+            else f"best validation NDCG@10 {metrics['val_ndcg@10']:.4f} at ranker epoch"
+        )
+        output.out.print(f"run {saved.name}: {best} {metrics['best_epoch']} {spent}")
     output.out.print(f"saved to {saved.path}")
 
 
@@ -146,7 +157,8 @@ def _train_with_progress(settings: Settings, config: TrainConfig | None, **where
     def started(start: session.TrainingStart) -> None:
         settings.note(start.description)
         config, resumed = start.config, start.resumed or {}
-        best = resumed.get("val_rmse")
+        # An ensemble's best so far is its member in training's (the last one listed).
+        best = (resumed.get("members") or [resumed])[-1].get("val_rmse")
         progress.plan(
             Plan(
                 epochs=config.epochs,
@@ -155,6 +167,7 @@ def _train_with_progress(settings: Settings, config: TrainConfig | None, **where
                 patience=config.patience,
                 best_epoch=int(resumed.get("best_epoch") or 0),
                 best_rmse=best if isinstance(best, (int, float)) else None,
+                members=config.ensemble,
             )
         )
 

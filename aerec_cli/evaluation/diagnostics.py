@@ -7,9 +7,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from aerec_cli.models.autoencoders import ContractiveAutoencoder, RatingAutoencoder
+from aerec_cli.models.autoencoders import ContractiveAutoencoder, RatingAutoencoder, predict_entries
 from aerec_cli.models.batches import SparseRows
-from aerec_cli.training.session import predict_entries
 
 
 @torch.no_grad()

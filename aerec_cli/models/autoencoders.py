@@ -14,12 +14,13 @@ import math
 import warnings
 from collections.abc import Iterator, Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from aerec_cli.models import kinds
-from aerec_cli.models.batches import SparseBatch
+from aerec_cli.models.batches import SparseBatch, SparseRows
 from aerec_cli.models.network import hidden_path
 
 # On the CPU, a batch whose share of observed entries is above 1/DENSE_BELOW is computed
@@ -111,6 +112,9 @@ class RatingAutoencoder(nn.Module):
     arguments, already checked there, and keep each as an attribute of the same name."""
 
     pretraining: str | None = None  # "autoencoder" (stacked) or "rbm" (deep)
+    # How many networks of the spec's hidden sizes this one holds side by side (ensemble_of):
+    # each layer is ``members`` times as wide, and the output is the members' mean.
+    members: int = 1
 
     def __init__(self, n_inputs: int, hidden: list[int]):
         super().__init__()
@@ -135,7 +139,10 @@ class RatingAutoencoder(nn.Module):
         """What build_model needs to rebuild this network (saved in config.json)."""
         kind = kinds.kind_of(type(self))
         extra = {option.name: getattr(self, option.name) for option in kind.model_options()}
-        return {"kind": kind.name, "n_inputs": self.n_inputs, "hidden": self.hidden, **extra}
+        if self.members > 1:
+            extra["members"] = self.members
+        hidden = [size // self.members for size in self.hidden]
+        return {"kind": kind.name, "n_inputs": self.n_inputs, "hidden": hidden, **extra}
 
     def encode(self, x: torch.Tensor | SparseBatch) -> torch.Tensor:
         """The code of each row; x is a dense batch or a sparse one (observed ratings only)."""
@@ -281,7 +288,8 @@ MODEL_KINDS: Mapping[str, type[RatingAutoencoder]] = _ModelKinds()
 
 
 def build_model(spec: dict) -> RatingAutoencoder:
-    """The network a spec describes: {"kind", "n_inputs", "hidden", <its model options>}.
+    """The network a spec describes: {"kind", "n_inputs", "hidden", <its model options>}, and
+    "members" for an ensemble (:func:`ensemble_of`; ``hidden`` is then one member's sizes).
 
     A spec comes from training or from a saved run's config.json (perhaps edited or from an
     older aerec), so it is checked against the kind's declaration; an option the spec lacks
@@ -292,12 +300,69 @@ def build_model(spec: dict) -> RatingAutoencoder:
     if not isinstance(n_inputs, int) or n_inputs < 1:
         raise ValueError(f"the input size must be a positive integer, not {n_inputs!r}")
     kind.check_hidden(hidden, n_inputs)
+    members = spec.get("members", 1)
+    if not isinstance(members, int) or isinstance(members, bool) or members < 1:
+        raise ValueError(f"the number of members must be a positive integer, not {members!r}")
     options = {option.name: option.default for option in kind.model_options()}
     for name, value in spec.items():
-        if name in ("kind", "n_inputs", "hidden"):
+        if name in ("kind", "n_inputs", "hidden", "members"):
             continue
         if name not in options:
             raise ValueError(f"{name!r} is not an option of {kind.name} models")
         options[name] = value
     kind.check_options(options)
-    return kind.model_class()(n_inputs, hidden, **options)
+    model = kind.model_class()(n_inputs, [size * members for size in hidden], **options)
+    model.members = members
+    return model
+
+
+@torch.no_grad()
+def ensemble_of(models: list[RatingAutoencoder]) -> RatingAutoencoder:
+    """One network that outputs the mean of ``models`` (same kind and sizes, trained apart).
+
+    The members sit side by side: the input layers' units are concatenated, each deeper layer
+    is block-diagonal (a member's units see only its own), and the output layer is the
+    members' output layers side by side, divided by their number, with their biases' mean.
+    So scoring, serving and every command treat an ensemble as one network of the kind.
+    """
+    first = models[0]
+    if len(models) == 1:
+        return first
+    merged = build_model({**first.spec(), "members": len(models)})
+    inputs = [member.encoder[0] for member in models]
+    merged.encoder[0].table.copy_(torch.cat([layer.table for layer in inputs], 1))
+    merged.encoder[0].bias.copy_(torch.cat([layer.bias for layer in inputs]))
+    inner = [[*member.encoder[1:], *member.decoder] for member in models]
+    for target, layers in zip([*merged.encoder[1:], *merged.decoder], zip(*inner)):
+        target.weight.copy_(torch.block_diag(*(layer.weight for layer in layers)))
+        target.bias.copy_(torch.cat([layer.bias for layer in layers]))
+    outputs = [member.output for member in models]
+    merged.output.weight.copy_(torch.cat([layer.weight for layer in outputs], 1) / len(models))
+    merged.output.bias.copy_(torch.stack([layer.bias for layer in outputs]).mean(0))
+    return merged.eval()
+
+
+@torch.no_grad()
+def predict_entries(
+    model: RatingAutoencoder,
+    inputs: SparseRows,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    batch_size: int = 512,
+) -> np.ndarray:
+    """The reconstruction at (row, col) for each pair, feeding each needed row once: the
+    validation predictions of a model still in training (a saved run scores with numpy)."""
+    order = np.argsort(rows, kind="stable")
+    sorted_rows, sorted_cols = rows[order], cols[order]
+    unique_rows = np.unique(sorted_rows)
+    out = np.empty(len(rows), dtype=np.float32)
+    for start in range(0, len(unique_rows), batch_size):
+        batch = unique_rows[start : start + batch_size]
+        lo = np.searchsorted(sorted_rows, batch[0], "left")
+        hi = np.searchsorted(sorted_rows, batch[-1], "right")
+        local = torch.from_numpy(np.searchsorted(batch, sorted_rows[lo:hi])).to(inputs.device)
+        hidden = model.code_and_hidden(inputs.batch(torch.from_numpy(batch)))[1]
+        cols = torch.from_numpy(sorted_cols[lo:hi].astype(np.int64)).to(inputs.device)
+        picked = model.output_at(hidden, local, cols)
+        out[order[lo:hi]] = picked.float().cpu().numpy()
+    return out

@@ -466,6 +466,14 @@ def _resume_problem(info) -> str | None:
             return f"resume.json's {key!r} is not a number"
     if not isinstance(info.get("history"), list) or not isinstance(info.get("adam_groups"), list):
         return "resume.json lacks the history or the optimiser's settings"
+    finished = info.get("ensemble", {"history": [], "members": []})
+    if not (
+        isinstance(finished, dict)
+        and isinstance(finished.get("history"), list)
+        and isinstance(finished.get("members"), list)
+        and all(isinstance(member, dict) for member in finished["members"])
+    ):
+        return "resume.json's 'ensemble' lacks the finished members' history"
     return None
 
 

@@ -11,6 +11,8 @@ Everything is float32. With P the autoencoder's parameters, a run holds:
 - the training ratings, on the device;
 - at the end, the saved run: the resumable state or a copy of the weights, as safetensors
   bytes beside the tensors (6P), and the serving file's arrays;
+- with --ensemble N, the finished members and the network of their mean (2N - 1 times P),
+  and N times the saved weights and the serving file's layers;
 - the ranker (models/ranker.py), trained while the autoencoder is still held: the Mult-DAE
   with its Adam state and a batch's scores over every item, and EASE's item x item matrices.
 
@@ -20,6 +22,7 @@ the others against the training device's free memory (the same pool on the CPU a
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 from pathlib import Path
@@ -59,14 +62,19 @@ def needs(
     entries = math.ceil(matrix.nnz / max(n_rows, 1) * rows)
     units = sum(hidden) + sum(hidden[:-1])  # encoder and decoder layers
     output = min(rows * n_inputs, entries * hidden[0])
+    members = config.ensemble  # the saved network holds them all side by side
+    served = members * (p + n_items * hidden[0])
     parts = [
         ("the weights, their gradients and Adam's state", 5 * p * FLOAT, DEVICE),
         ("the best weights so far", 2 * p * FLOAT, DEVICE),
         (BATCH, (3 * rows * units + 2 * output) * FLOAT, DEVICE),
         ("the training ratings", matrix.nnz * 12 + n_rows * 8, DEVICE),
-        ("saving the run", 6 * p * FLOAT, HOST),
-        ("the serving file", 2 * (p + n_items * hidden[0]) * FLOAT + matrix.nnz * 12, HOST),
+        ("saving the run", 6 * members * p * FLOAT, HOST),
+        ("the serving file", 2 * served * FLOAT + matrix.nnz * 12, HOST),
     ]
+    if members > 1:
+        held = (2 * members - 1) * p * FLOAT  # the finished members, then their mean
+        parts.append(("the ensemble's members and their mean", held, DEVICE))
     if processes > 1:
         parts.append(("DistributedDataParallel's gradient buckets", p * FLOAT, DEVICE))
     if config.ranks:
@@ -152,3 +160,18 @@ def size_text(size: float) -> str:
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
     return f"{int(size)} bytes"
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc to keep large freed blocks instead of handing them back to the OS.
+
+    Every step frees and reallocates tensors the size of the weights; by default each is
+    mmap'ed afresh and page-faulted in, which on ML-25M-sized inputs cost more time than the
+    arithmetic. Elsewhere (macOS, musl) this is a no-op.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: blocks below 1 GiB come from the heap
+    libc.mallopt(-1, 1 << 31)  # M_TRIM_THRESHOLD: keep up to 2 GiB of freed heap

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
 import platform
 import time
 from collections.abc import Callable
@@ -26,13 +25,13 @@ from aerec_cli import __version__
 from aerec_cli.data.splits import hold_out
 from aerec_cli.errors import AerecError
 from aerec_cli.models import kinds
-from aerec_cli.models.autoencoders import RatingAutoencoder, build_model
+from aerec_cli.models.autoencoders import RatingAutoencoder, build_model, predict_entries
 from aerec_cli.models.batches import SparseBatch, SparseRows, oriented, row_batches
 from aerec_cli.scoring import serving_file
 from aerec_cli.storage import atomic, dataset_store, run_store
 from aerec_cli.training.config import RANKER_KIND, RANKER_ORIENTATION, TrainConfig
 from aerec_cli.training.distributed import World
-from aerec_cli.training.memory import check_fits
+from aerec_cli.training.memory import check_fits, keep_freed_memory
 from aerec_cli.training.optimizer import adam, adam_tensors, load_adam
 from aerec_cli.training.pretraining import LayerwisePretraining
 from aerec_cli.training.stopping import stop_on_signals, stopped_error
@@ -49,6 +48,7 @@ class FitResult:
 
 
 EpochCallback = Callable[[dict], None]
+MEMBER_SEED_STEP = 1_000_003  # a prime: members' seeds stay apart for any run seed
 
 
 def build_for(config: TrainConfig, n_inputs: int) -> RatingAutoencoder:
@@ -57,32 +57,6 @@ def build_for(config: TrainConfig, n_inputs: int) -> RatingAutoencoder:
     options = {option.name: config.options[option.name] for option in kind.model_options()}
     hidden = config.hidden or kind.hidden.sizes(n_inputs)
     return build_model({"kind": kind.name, "n_inputs": n_inputs, "hidden": hidden, **options})
-
-
-@torch.no_grad()
-def predict_entries(
-    model: RatingAutoencoder,
-    inputs: SparseRows,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    batch_size: int = 512,
-) -> np.ndarray:
-    """The reconstruction at (row, col) for each pair, feeding each needed row once: the
-    validation predictions of a model still in training (a saved run scores with numpy)."""
-    order = np.argsort(rows, kind="stable")
-    sorted_rows, sorted_cols = rows[order], cols[order]
-    unique_rows = np.unique(sorted_rows)
-    out = np.empty(len(rows), dtype=np.float32)
-    for start in range(0, len(unique_rows), batch_size):
-        batch = unique_rows[start : start + batch_size]
-        lo = np.searchsorted(sorted_rows, batch[0], "left")
-        hi = np.searchsorted(sorted_rows, batch[-1], "right")
-        local = torch.from_numpy(np.searchsorted(batch, sorted_rows[lo:hi])).to(inputs.device)
-        hidden = model.code_and_hidden(inputs.batch(torch.from_numpy(batch)))[1]
-        cols = torch.from_numpy(sorted_cols[lo:hi].astype(np.int64)).to(inputs.device)
-        picked = model.output_at(hidden, local, cols)
-        out[order[lo:hi]] = picked.float().cpu().numpy()
-    return out
 
 
 class ObservedReconstruction(nn.Module):
@@ -119,12 +93,17 @@ class Trainer:
         rating_scale: tuple[float, float],
         on_epoch: EpochCallback | None = None,
         world: World | None = None,
+        member: int | None = None,
     ):
         config.check()
         self.config, self.device, self.scale = config, device, rating_scale
         self.on_epoch, self.world = on_epoch, world or World()
-        torch.manual_seed(config.seed)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        # An ensemble's members (training/ensemble.py) start from their own weights and
+        # shuffles; the validation slice below is the run's, the same for all of them.
+        self.member = member
+        seed = member_seed(config.seed, member or 0)
+        torch.manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)
         matrix = oriented(train, config.orientation)
         # Refused before anything the size of the network is allocated.
         check_fits(config, matrix, device, n_items=train.shape[1], processes=self.world.size)
@@ -162,7 +141,7 @@ class Trainer:
             cd_steps=config.options.get("cd_steps"),  # deep's RBMs only; stacked has none
             generator=self.generator,
         )
-        _keep_freed_memory()
+        keep_freed_memory()
         self.history: list[dict] = []
         self.epoch, self.best_epoch, self.best_rmse = 0, 0, float("inf")
         self.best_state: dict | None = None
@@ -209,7 +188,36 @@ class Trainer:
             self.model.eval(), self.history, self.best_epoch, self.best_rmse, self.seconds
         )
 
+    @property
+    def has_best(self) -> bool:
+        """Whether a whole fine-tuning epoch has finished (so there are weights to keep)."""
+        return self.best_state is not None
+
+    def best_model(self) -> RatingAutoencoder:
+        """A copy of the network with the best weights so far (the current ones if none)."""
+        model = copy.deepcopy(self.model)
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+        return model.eval()
+
+    def summary(self) -> dict:
+        """What metrics.json says of the training."""
+        return {
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epoch,
+            "val_rmse": round(self.best_rmse, 6) if self.best_state is not None else None,
+            "train_seconds": round(self.seconds, 3),
+        }
+
+    def validation_rmse(self, model: RatingAutoencoder) -> float:
+        """``model``'s RMSE on the validation slice, its inputs the ratings fitted."""
+        rows, cols, values = self.validation
+        predicted = np.clip(predict_entries(model, self.inputs, rows, cols), *self.scale)
+        return float(np.sqrt(np.mean((predicted - values) ** 2)))
+
     def _record(self, row: dict) -> None:
+        if self.member is not None:
+            row = {**row, "member": self.member + 1}
         self.history.append(row)
         if self.on_epoch:
             self.on_epoch(row)
@@ -246,9 +254,7 @@ class Trainer:
             self.optimizer.step()
             total, batches = total + loss.detach(), batches + 1
         model.eval()
-        rows, cols, values = self.validation
-        predicted = np.clip(predict_entries(model, self.inputs, rows, cols), *self.scale)
-        return float(total) / max(batches, 1), float(np.sqrt(np.mean((predicted - values) ** 2)))
+        return float(total) / max(batches, 1), self.validation_rmse(model)
 
     # --- resumable state ------------------------------------------------------------------
 
@@ -287,19 +293,10 @@ class Trainer:
         self.seconds = info["seconds"]
 
 
-def _keep_freed_memory() -> None:
-    """Ask glibc to keep large freed blocks instead of handing them back to the OS.
-
-    Every step frees and reallocates tensors the size of the weights; by default each is
-    mmap'ed afresh and page-faulted in, which on ML-25M-sized inputs cost more time than the
-    arithmetic. Elsewhere (macOS, musl) this is a no-op.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: blocks below 1 GiB come from the heap
-    libc.mallopt(-1, 1 << 31)  # M_TRIM_THRESHOLD: keep up to 2 GiB of freed heap
+def member_seed(seed: int, member: int) -> int:
+    """The seed of an ensemble's member: the run's for the first, so a one-member ensemble
+    is the plain run, and distinct for the others."""
+    return (seed + member * MEMBER_SEED_STEP) % 2**32
 
 
 def fit(
@@ -317,7 +314,9 @@ def fit(
     on every process, so all of them take the same early-stopping decisions.
     """
     try:
-        return Trainer(train, config, device, rating_scale, on_epoch, world).fit()
+        from aerec_cli.training.ensemble import trainer_for
+
+        return trainer_for(train, config, device, rating_scale, on_epoch, world).fit()
     except TrainingStopped as stopped:
         raise stopped_error(stopped, None) from None
 
@@ -350,7 +349,7 @@ def train_run(
     with _lock(home, name, world):
         if not config.rates:
             return _ranking_only(home, name, config, dataset, device, on_epoch, world, stop)
-        trainer = Trainer(dataset.train, config, device, dataset.rating_scale, on_epoch, world)
+        trainer = _trainer_for(dataset, config, device, on_epoch, world)
         return _train_and_save(home, name, trainer, dataset, stop)
 
 
@@ -383,9 +382,15 @@ def resume_run(
             return _ranking_only(
                 home, saved.name, config, dataset, device, on_epoch, world, stop, replace=True
             )
-        trainer = Trainer(dataset.train, config, device, dataset.rating_scale, on_epoch, world)
+        trainer = _trainer_for(dataset, config, device, on_epoch, world)
         trainer.restore(tensors, info)
         return _train_and_save(home, saved.name, trainer, dataset, stop, replace=True)
+
+
+def _trainer_for(dataset, config, device, on_epoch, world):
+    from aerec_cli.training.ensemble import trainer_for
+
+    return trainer_for(dataset.train, config, device, dataset.rating_scale, on_epoch, world)
 
 
 def _ranking_only(home, name, config, dataset, device, on_epoch, world, stop, replace=False):
@@ -416,7 +421,7 @@ def _train_and_save(home, name, trainer: Trainer, dataset, stop, replace=False):
     except TrainingStopped as stopped:
         # An interruption comes after a whole epoch (pretraining's included): resumable.
         # A divergence keeps only a whole, finite fine-tuning epoch.
-        kept = stopped.reason == "interrupted" or trainer.best_state is not None
+        kept = stopped.reason == "interrupted" or trainer.has_best
         unsaved = None
         if trainer.world.is_main and kept:
             resume = trainer.state() if stopped.reason == "interrupted" else None
@@ -496,17 +501,8 @@ def _save(home, name, trainer: Trainer, dataset, status, replace, resume=None, r
     """The run folder: the best weights so far (the current ones if no epoch was better)."""
     from aerec_cli.training.ranking import ranker_record
 
-    model = copy.deepcopy(trainer.model)
-    if trainer.best_state is not None:
-        model.load_state_dict(trainer.best_state)
     run_config = run_settings(trainer.config, dataset, device=trainer.device, world=trainer.world)
-    metrics = {
-        "status": status,
-        "best_epoch": trainer.best_epoch,
-        "epochs_run": trainer.epoch,
-        "val_rmse": round(trainer.best_rmse, 6) if trainer.best_state is not None else None,
-        "train_seconds": round(trainer.seconds, 3),
-    }
+    metrics = {"status": status, **trainer.summary()}
     if ranked is not None:
         metrics["val_ndcg@10"] = round(ranked.best_ndcg, 6)
     if trainer.device.type == "cuda":  # the peak the GPU held (make bench-gpu reports it)
@@ -514,7 +510,7 @@ def _save(home, name, trainer: Trainer, dataset, status, replace, resume=None, r
     return run_store.save_run(
         home,
         name,
-        model.eval(),
+        trainer.best_model(),
         run_config,
         trainer.history + (ranked.history if ranked is not None else []),
         metrics,

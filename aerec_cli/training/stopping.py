@@ -68,6 +68,8 @@ def stopped_error(
             if pretraining.done
             else f"in pretraining, after epoch {pretraining.epoch} of layer {pretraining.layer + 1}"
         )
+        if trainer.member is not None:
+            when += f" of member {trainer.member + 1} of {trainer.config.ensemble}"
         return AerecError(
             f"interrupted {when}; run {run} keeps it. Continue with: aerec train --resume {run}"
             if run

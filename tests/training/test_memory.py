@@ -65,6 +65,16 @@ def test_the_ranker_counts_when_the_run_trains_one(ingested_home):
     }
 
 
+def test_an_ensemble_counts_its_members_and_their_mean(ingested_home):
+    train = oriented(dataset_store.load(ingested_home).train, "item")
+    single = dict((p[:2] for p in memory.needs(TrainConfig(hidden=[8]), train, n_items=40)))
+    trio = dict(p[:2] for p in memory.needs(TrainConfig(hidden=[8], ensemble=3), train, n_items=40))
+    p = memory.parameters([train.shape[1], 8])
+    assert trio.pop("the ensemble's members and their mean") == 5 * p * memory.FLOAT
+    assert trio["saving the run"] == 3 * single["saving the run"]
+    assert trio["the serving file"] > single["the serving file"]
+
+
 def test_a_gpu_run_is_checked_against_the_gpus_free_memory(ingested_home, monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (GB, 80 * GB))
     train = oriented(dataset_store.load(ingested_home).train, "item")
