@@ -15,7 +15,7 @@ from collections.abc import Callable
 import scipy.sparse as sp
 import torch
 
-from aerec_cli.models.autoencoders import RatingAutoencoder, ensemble_of
+from aerec_cli.models.autoencoders import RatingAutoencoder, ensemble_of, predict_entries
 from aerec_cli.training.config import TrainConfig
 from aerec_cli.training.distributed import World
 from aerec_cli.training.session import EpochCallback, FitResult, Trainer, build_for
@@ -44,6 +44,7 @@ class EnsembleTrainer:
         self.current = Trainer(*self._start, member=0)
         self.world = self.current.world
         self.val_rmse: float | None = None  # the whole ensemble's, once trained
+        self.by_members: list[float] = []  # the first k members' mean's, once trained
 
     def fit(self, stop: Callable[[], bool] = lambda: False) -> FitResult:
         """Train the members left (TrainingStopped, as from a Trainer, ends it early)."""
@@ -55,9 +56,21 @@ class EnsembleTrainer:
             self.done_history += self.current.history
             self.done_summaries.append(self.current.summary())
             self.current = Trainer(*self._start, member=len(self.done))
-        model = self.best_model()
-        self.val_rmse = self.current.validation_rmse(model)
-        return FitResult(model, self.history, result.best_epoch, self.val_rmse, self.seconds)
+        self.by_members = self._validation_by_members([*self.done, result.model])
+        self.val_rmse = self.by_members[-1]
+        return FitResult(
+            self.best_model(), self.history, result.best_epoch, self.val_rmse, self.seconds
+        )
+
+    def _validation_by_members(self, members: list[RatingAutoencoder]) -> list[float]:
+        """The validation RMSE of the mean of the first 1, 2, ... N members: what more
+        members bought (metrics.json "val_rmse_by_members")."""
+        rows, cols, _ = self.current.validation
+        total, curve = 0.0, []
+        for count, member in enumerate(members, start=1):
+            total = total + predict_entries(member, self.current.inputs, rows, cols)
+            curve.append(self.current.validation_rmse(total / count))
+        return curve
 
     @property
     def history(self) -> list[dict]:
@@ -88,7 +101,11 @@ class EnsembleTrainer:
             "val_rmse": None if self.val_rmse is None else round(self.val_rmse, 6),
             "train_seconds": round(self.seconds, 3),
             "members": members,
-        }
+        } | (
+            {"val_rmse_by_members": [round(v, 6) for v in self.by_members]}
+            if self.by_members
+            else {}
+        )
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict]:
         """The member in training's state, with the finished members' weights."""

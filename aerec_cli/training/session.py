@@ -209,11 +209,13 @@ class Trainer:
             "train_seconds": round(self.seconds, 3),
         }
 
-    def validation_rmse(self, model: RatingAutoencoder) -> float:
-        """``model``'s RMSE on the validation slice, its inputs the ratings fitted."""
+    def validation_rmse(self, model: RatingAutoencoder | np.ndarray) -> float:
+        """The RMSE on the validation slice of ``model`` (its inputs the ratings fitted), or
+        of predictions already made there (clipped here to the rating scale)."""
         rows, cols, values = self.validation
-        predicted = np.clip(predict_entries(model, self.inputs, rows, cols), *self.scale)
-        return float(np.sqrt(np.mean((predicted - values) ** 2)))
+        if isinstance(model, RatingAutoencoder):
+            model = predict_entries(model, self.inputs, rows, cols)
+        return float(np.sqrt(np.mean((np.clip(model, *self.scale) - values) ** 2)))
 
     def _record(self, row: dict) -> None:
         if self.member is not None:

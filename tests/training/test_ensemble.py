@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -85,6 +83,10 @@ def test_the_first_member_is_the_plain_run_and_the_mean_errs_less_than_its_membe
     )
     assert trio.config["model"]["members"] == 3 and trio.config["train"]["ensemble"] == 3
     assert result.best_val_rmse == pytest.approx(trio.metrics["val_rmse"], abs=1e-6)
+    # The first k members' mean: the first member alone, ..., the whole ensemble.
+    curve = trio.metrics["val_rmse_by_members"]
+    assert curve[0] == members[0]["val_rmse"] and curve[-1] == trio.metrics["val_rmse"]
+    assert len(curve) == 3
 
 
 def test_an_ensemble_interrupted_in_its_second_member_resumes_exactly(home):

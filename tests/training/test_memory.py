@@ -67,7 +67,7 @@ def test_the_ranker_counts_when_the_run_trains_one(ingested_home):
 
 def test_an_ensemble_counts_its_members_and_their_mean(ingested_home):
     train = oriented(dataset_store.load(ingested_home).train, "item")
-    single = dict((p[:2] for p in memory.needs(TrainConfig(hidden=[8]), train, n_items=40)))
+    single = dict(p[:2] for p in memory.needs(TrainConfig(hidden=[8]), train, n_items=40))
     trio = dict(p[:2] for p in memory.needs(TrainConfig(hidden=[8], ensemble=3), train, n_items=40))
     p = memory.parameters([train.shape[1], 8])
     assert trio.pop("the ensemble's members and their mean") == 5 * p * memory.FLOAT
