@@ -52,6 +52,7 @@ class EnsembleTrainer:
             result = self.current.fit(stop)
             if len(self.done) + 1 == self.config.ensemble:
                 break
+            result.model.zero_grad(set_to_none=True)  # kept for its weights only
             self.done.append(result.model)
             self.done_history += self.current.history
             self.done_summaries.append(self.current.summary())
@@ -69,7 +70,7 @@ class EnsembleTrainer:
         total, curve = 0.0, []
         for count, member in enumerate(members, start=1):
             total = total + predict_entries(member, self.current.inputs, rows, cols)
-            curve.append(self.current.validation_rmse(total / count))
+            curve.append(self.current.validation_error(total / count))
         return curve
 
     @property

@@ -209,13 +209,15 @@ class Trainer:
             "train_seconds": round(self.seconds, 3),
         }
 
-    def validation_rmse(self, model: RatingAutoencoder | np.ndarray) -> float:
-        """The RMSE on the validation slice of ``model`` (its inputs the ratings fitted), or
-        of predictions already made there (clipped here to the rating scale)."""
-        rows, cols, values = self.validation
-        if isinstance(model, RatingAutoencoder):
-            model = predict_entries(model, self.inputs, rows, cols)
-        return float(np.sqrt(np.mean((np.clip(model, *self.scale) - values) ** 2)))
+    def validation_rmse(self, model: RatingAutoencoder) -> float:
+        """``model``'s RMSE on the validation slice, its inputs the ratings fitted."""
+        rows, cols, _ = self.validation
+        return self.validation_error(predict_entries(model, self.inputs, rows, cols))
+
+    def validation_error(self, predicted: np.ndarray) -> float:
+        """The RMSE of predictions at the validation slice, clipped to the rating scale."""
+        values = self.validation[2]
+        return float(np.sqrt(np.mean((np.clip(predicted, *self.scale) - values) ** 2)))
 
     def _record(self, row: dict) -> None:
         if self.member is not None:

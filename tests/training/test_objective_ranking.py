@@ -57,6 +57,7 @@ def test_training_through_the_cli_saves_the_ranker_alone(ingested_home):
         (["--corruption", "0.1"], "--corruption"),
         (["--sparsity-target", "0.1"], "--sparsity-target"),
         (["--kind", "stacked", "--pretrain-epochs", "2"], "--kind, --pretrain-epochs"),
+        (["--ensemble", "3"], "--ensemble"),
     ],
 )
 def test_the_autoencoders_settings_are_refused(ingested_home, args, named):
