@@ -221,8 +221,8 @@ class Scorer:
         """(item indices, stars) of a user's training ratings."""
         indptr = self.arrays["train.indptr"]
         lo, hi = int(indptr[user]), int(indptr[user + 1])
-        cols = self.arrays.rows("train.indices", lo, hi).astype(np.int64)
-        return cols, self.arrays.rows("train.data", lo, hi).astype(np.float64)
+        cols = self.arrays["train.indices"][lo:hi].astype(np.int64)
+        return cols, self.arrays["train.data"][lo:hi].astype(np.float64)
 
     # -- baseline fallback
 
@@ -295,16 +295,8 @@ class Scorer:
     def raw_block(self, users: np.ndarray) -> np.ndarray:
         """The autoencoder's own outputs for known users (users x items), unclipped."""
         if self.orientation == "item":
-            hidden = self.arrays["item_hidden"]
-            if len(users) == 1:
-                u = int(users[0])
-                last = int(self.arrays.metadata["n_layers"]) - 1
-                weight = self.arrays.rows(f"layer.{last}.weight", u, u + 1)
-                bias = self.arrays.rows(f"layer.{last}.bias", u, u + 1)
-            else:
-                weight, bias = self.output_layer
-                weight, bias = weight[users], bias[users]
-            return weight @ hidden.T + bias[:, None]
+            weight, bias = self.output_layer  # memory maps: only these users' rows are read
+            return weight[users] @ self.arrays["item_hidden"].T + bias[users][:, None]
         return self.network.output(self.user_hidden(users))
 
     def user_hidden(self, users: np.ndarray) -> np.ndarray:
@@ -401,16 +393,13 @@ class Scorer:
         return sparse_dot(indptr, local, ones, self._ease_table(unique))
 
     def _ease_table(self, items: np.ndarray) -> np.ndarray:
-        """EASE's rows of ``items`` (items x every item), read one by one from the file."""
-        return np.stack([self.arrays.rows("ranker.ease", int(i), int(i) + 1)[0] for i in items])
+        """EASE's rows of ``items`` (items x every item), only those read from the file."""
+        return self.arrays["ranker.ease"][items]
 
     def rank_block(self, users: np.ndarray) -> np.ndarray:
         """Ranking scores of known users (users x items), from their training rows."""
         users = np.asarray(users, dtype=np.int64)
-        if len(users) == 1:  # `recommend`: read one row, not the whole split (8 MB on ML-1M)
-            cols, stars = self.user_ratings(int(users[0]))
-            return self.rank_rows(np.array([0, len(cols)]), cols, stars.astype(np.float32))
-        indptr = self.arrays["train.indptr"]
+        indptr = self.arrays["train.indptr"]  # memory maps: only these users' entries are read
         _, positions = row_entries(indptr, users)
         sub_indptr = np.concatenate([[0], np.cumsum(indptr[users + 1] - indptr[users])])
         return self.rank_rows(

@@ -250,10 +250,6 @@ class Arrays:
             )
         return self._cache[name]
 
-    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
-        """Rows start..stop of a tensor (only their pages are read)."""
-        return self[name][start:stop]
-
     def _layout(self, name: str) -> tuple[np.dtype, tuple[int, ...], int]:
         """(dtype, shape, file offset) of a tensor, checked against the file."""
         info = self._tensors[name]

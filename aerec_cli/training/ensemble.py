@@ -57,10 +57,11 @@ class EnsembleTrainer:
             self.done_history += self.current.history
             self.done_summaries.append(self.current.summary())
             self.current = Trainer(*self._start, member=len(self.done))
-        self.by_members = self._validation_by_members([*self.done, result.model])
+        members = [*self.done, result.model]  # the last with its best weights loaded
+        self.by_members = self._validation_by_members(members)
         self.val_rmse = self.by_members[-1]
         return FitResult(
-            self.best_model(), self.history, result.best_epoch, self.val_rmse, self.seconds
+            ensemble_of(members), self.history, result.best_epoch, self.val_rmse, self.seconds
         )
 
     def _validation_by_members(self, members: list[RatingAutoencoder]) -> list[float]:
