@@ -196,17 +196,23 @@ def save_for_run(saved: run_store.Run, model, dataset, ranked) -> list[str]:
     return []
 
 
+def _data_start(first: bytes | memoryview) -> int:
+    """Where a safetensors file's tensor bytes start, from its first 8 bytes: after that
+    header length and the header."""
+    return 8 + int.from_bytes(first[:8], "little")
+
+
 def _data_section(blob: bytes | memoryview) -> memoryview:
-    """The tensor bytes of a safetensors file: after the 8-byte header length and the header."""
+    """The tensor bytes of a safetensors file."""
     view = memoryview(blob)
-    return view[8 + int.from_bytes(view[:8], "little") :]
+    return view[_data_start(view) :]
 
 
 def _file_data_sha256(path: Path) -> str:
     """The digest of a safetensors file's data section, as :func:`save` records it."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        handle.seek(8 + int.from_bytes(handle.read(8), "little"))
+        handle.seek(_data_start(handle.read(8)))
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
@@ -228,10 +234,10 @@ class Arrays:
     def __init__(self, path: Path):
         self.path = path
         with open(path, "rb") as handle:
-            size = int.from_bytes(handle.read(8), "little")
-            header = json.loads(handle.read(size))
+            self._start = _data_start(handle.read(8))
+            header = json.loads(handle.read(self._start - 8))
         self.metadata = header.pop("__metadata__", None) or {}
-        self._start, self._end = 8 + size, path.stat().st_size
+        self._end = path.stat().st_size
         self._tensors: dict[str, dict] = header
         self._cache: dict[str, np.ndarray] = {}
         for name in header:  # a damaged header is found now, not in the middle of a command
