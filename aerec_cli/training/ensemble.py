@@ -56,7 +56,7 @@ class EnsembleTrainer:
             self.done.append(result.model)
             self.done_history += self.current.history
             self.done_summaries.append(self.current.summary())
-            self.current = Trainer(*self._start, member=len(self.done))
+            self._start_member(len(self.done))
         members = [*self.done, result.model]  # the last with its best weights loaded
         self.by_members = self._validation_by_members(members)
         self.val_rmse = self.by_members[-1]
@@ -130,8 +130,15 @@ class EnsembleTrainer:
             )
             self.done.append(member.eval())
         self.done_history, self.done_summaries = finished["history"], finished["members"]
-        self.current = Trainer(*self._start, member=len(self.done))
+        if len(self.done) != self.current.member:
+            self._start_member(len(self.done))
         self.current.restore(tensors, info)
+
+    def _start_member(self, member: int) -> None:
+        """Make ``member`` the one in training. The previous Trainer (its optimiser state,
+        best weights and inputs) is released first, so two are never held at once."""
+        self.current = None
+        self.current = Trainer(*self._start, member=member)
 
 
 def trainer_for(train: sp.csr_matrix, config: TrainConfig, device, rating_scale, on_epoch, world):

@@ -89,20 +89,24 @@ def test_the_first_member_is_the_plain_run_and_the_mean_errs_less_than_its_membe
     assert len(curve) == 3
 
 
-def test_an_ensemble_interrupted_in_its_second_member_resumes_exactly(home):
+@pytest.mark.parametrize("member", [1, 2])
+def test_an_interrupted_ensemble_resumes_exactly(home, member):
     torch.set_num_threads(1)
     config = TrainConfig(hidden=[16], epochs=6, patience=6, objective="rating", ensemble=3)
-    whole, _ = session.train_run(home, config, CPU, run="ens-whole")
+    whole, _ = session.train_run(home, config, CPU, run=f"ens-whole-{member}")
     seen = []
     on_epoch = lambda row: seen.append((row.get("member"), row["epoch"]))  # noqa: E731
+    name = f"ens-cut-{member}"
     with pytest.raises(AerecError) as stopped:
         session.train_run(
-            home, config, CPU, run="ens-cut", on_epoch=on_epoch, stop=lambda: seen[-1] == (2, 2)
+            home, config, CPU, run=name, on_epoch=on_epoch, stop=lambda: seen[-1] == (member, 2)
         )
-    assert "member 2 of 3" in stopped.value.message
-    cut = run_store.load_run(home, "ens-cut")
-    assert cut.metrics["status"] == "interrupted" and cut.config["model"]["members"] == 2
-    resumed, _ = session.resume_run(home, "ens-cut", CPU)
+    assert f"member {member} of 3" in stopped.value.message
+    cut = run_store.load_run(home, name)
+    # The saved network: the finished members and the one in training.
+    assert cut.metrics["status"] == "interrupted"
+    assert cut.config["model"].get("members", 1) == member
+    resumed, _ = session.resume_run(home, name, CPU)
     assert resumed.metrics["val_rmse"] == whole.metrics["val_rmse"]
     assert [r["train_loss"] for r in resumed.history()] == [
         r["train_loss"] for r in whole.history()
