@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 import typer
@@ -21,9 +22,19 @@ OBJECTIVE_HELP = (
     "outliers need them); --kind, --orientation and the autoencoder's other flags do not "
     "apply and are refused."
 )
+ORIENTATION_HELP = (
+    "item (I-AutoRec: reconstruct each item's ratings), user (U-AutoRec), or both: one network "
+    "of each, their stars blended with a weight fitted on the validation slice (about twice "
+    "the training time)."
+)
 ENSEMBLE_HELP = (
     "Train this many rating networks (different initialisations) and serve their mean: a "
     "lower RMSE for N times the training (see the README's Ensembles)."
+)
+VAL_SLICES_HELP = (
+    "With --ensemble: every network holds out the run's validation slice (shared), or each "
+    "its own (own: together they fit every training rating, for a lower RMSE; the validation "
+    "RMSE is then each network's on its own slice)."
 )
 RANK_EPOCHS_HELP = "Most ranker epochs; it stops early when validation NDCG@10 stops improving."
 
@@ -49,10 +60,10 @@ def train(
     ctx: typer.Context,
     data: str = output.DATA_OPTION,
     kind: str = GENERATED,
-    orientation: Literal["item", "user"] = typer.Option(
+    orientation: Literal["item", "user", "both"] = typer.Option(
         D.orientation,
         "--orientation",
-        help="item (I-AutoRec: reconstruct each item's ratings) or user (U-AutoRec).",
+        help=ORIENTATION_HELP,
         parser=str,  # the choices label the help; TrainConfig.check refuses others
     ),
     hidden: list[int] = GENERATED,
@@ -81,6 +92,9 @@ def train(
         D.val_fraction, "--val-fraction", help="Share of train ratings held out for validation."
     ),
     ensemble: int = typer.Option(D.ensemble, "--ensemble", help=ENSEMBLE_HELP),
+    val_slices: Literal["shared", "own"] = typer.Option(
+        D.val_slices, "--val-slices", help=VAL_SLICES_HELP, parser=str
+    ),
     objective: str = typer.Option(D.objective, "--objective", help=OBJECTIVE_HELP),
     rank_epochs: int = typer.Option(D.rank_epochs, "--rank-epochs", help=RANK_EPOCHS_HELP),
     kind_options: dict = GENERATED,
@@ -97,27 +111,7 @@ def train(
     save the run."""
     settings: Settings = ctx.obj
     # A resumed run keeps its own settings: the flags are not read.
-    config = (
-        None
-        if resume
-        else TrainConfig(
-            kind=kind,
-            orientation=orientation,
-            hidden=hidden or [],  # parsed by --hidden itself (kind_flags.py)
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            weight_decay=weight_decay,
-            patience=patience,
-            lr_patience=lr_patience,
-            val_fraction=val_fraction,
-            ensemble=ensemble,
-            seed=settings.seed,
-            objective=objective,
-            rank_epochs=rank_epochs,
-            options=kind_options,
-        )
-    )
+    config = None if resume else _config_from_flags(locals(), seed=settings.seed)
     saved, result = _train_with_progress(settings, config, resume=resume, data=data, run=run)
     if saved is None:  # not rank 0 under torchrun: rank 0 reports and saves
         return
@@ -126,16 +120,34 @@ def train(
     _report(saved)
 
 
+def _config_from_flags(flags: dict, *, seed: int) -> TrainConfig:
+    """The TrainConfig of `train`'s flags (its parameters are named after the settings)."""
+    names = {field.name for field in dataclasses.fields(TrainConfig)} - {"seed", "options"}
+    settings = {name: flags[name] for name in names} | {"hidden": flags["hidden"] or []}
+    return TrainConfig(**settings, seed=seed, options=flags["kind_options"])
+
+
 def _report(saved) -> None:
     """What training achieved: the best validation RMSE, or for a run trained with
     --objective ranking (no rating model) its ranker's validation NDCG@10."""
     metrics = saved.metrics
     spent = f"({metrics['epochs_run']} epochs, {metrics['train_seconds']:.1f} s)"
-    if "members" in metrics:
-        own = [member["val_rmse"] for member in metrics["members"]]
+    blend = metrics.get("blend")
+    # --val-slices own: no slice is unseen by the whole, so each network is measured on its own.
+    own_slices = saved.config["train"].get("val_slices") == "own"
+    if blend:
         output.out.print(
-            f"run {saved.name}: validation RMSE {metrics['val_rmse']:.4f} for the mean of "
-            f"{len(own)} networks (each {min(own):.4f} to {max(own):.4f}) {spent}"
+            f"run {saved.name}: validation RMSE {metrics['val_rmse']:.4f} for the blend of "
+            f"the item-based networks ({blend['val_rmse_item']:.4f}, weight "
+            f"{blend['item_weight']:.2f}) and the user-based ones ({blend['val_rmse_user']:.4f})"
+            f"{', each pair on its own slice' if own_slices else ''} {spent}"
+        )
+    elif "members" in metrics:
+        own = [member["val_rmse"] for member in metrics["members"]]
+        whose = "networks, each on its own slice" if own_slices else "networks' mean"
+        output.out.print(
+            f"run {saved.name}: validation RMSE {metrics['val_rmse']:.4f} for {len(own)} "
+            f"{whose} (each {min(own):.4f} to {max(own):.4f}) {spent}"
         )
     else:
         best = (
@@ -167,7 +179,7 @@ def _train_with_progress(settings: Settings, config: TrainConfig | None, **where
                 patience=config.patience,
                 best_epoch=int(resumed.get("best_epoch") or 0),
                 best_rmse=best if isinstance(best, (int, float)) else None,
-                members=config.ensemble,
+                members=config.ensemble * (2 if config.orientation == "both" else 1),
             )
         )
 

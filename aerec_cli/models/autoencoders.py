@@ -287,14 +287,17 @@ class _ModelKinds(Mapping):
 MODEL_KINDS: Mapping[str, type[RatingAutoencoder]] = _ModelKinds()
 
 
-def build_model(spec: dict) -> RatingAutoencoder:
+def build_model(spec: dict) -> RatingAutoencoder | OrientationBlend:
     """The network a spec describes: {"kind", "n_inputs", "hidden", <its model options>}, and
-    "members" for an ensemble (:func:`ensemble_of`; ``hidden`` is then one member's sizes).
+    "members" for an ensemble (:func:`ensemble_of`; ``hidden`` is then one member's sizes);
+    or a blend of two such networks (:class:`OrientationBlend`).
 
     A spec comes from training or from a saved run's config.json (perhaps edited or from an
     older aerec), so it is checked against the kind's declaration; an option the spec lacks
     (one added after the run was saved) takes its declared default.
     """
+    if "item_weight" in spec:
+        return _blend_of(spec)
     kind = kinds.get(spec.get("kind"))
     n_inputs, hidden = spec.get("n_inputs"), list(spec.get("hidden") or [])
     if not isinstance(n_inputs, int) or n_inputs < 1:
@@ -314,6 +317,50 @@ def build_model(spec: dict) -> RatingAutoencoder:
     model = kind.model_class()(n_inputs, [size * members for size in hidden], **options)
     model.members = members
     return model
+
+
+class OrientationBlend(nn.Module):
+    """An item-oriented and a user-oriented network of one kind (each perhaps an ensemble),
+    trained apart on the same ratings and validation slice (`train --orientation both`); its
+    stars are ``item_weight`` times the item network's plus the rest times the user
+    network's. The two read different vectors (an item's ratings, a user's), so they err
+    differently and their blend beats either (ML-100K: README "Both orientations"). Serving
+    lays the blend out as one item-oriented product (scoring/serving_file.py)."""
+
+    def __init__(self, item: RatingAutoencoder, user: RatingAutoencoder, item_weight: float):
+        super().__init__()
+        self.item, self.user, self.item_weight = item, user, float(item_weight)
+
+    @property
+    def kind(self) -> str:
+        return self.item.kind
+
+    def spec(self) -> dict:
+        return {"item": self.item.spec(), "user": self.user.spec(), "item_weight": self.item_weight}
+
+
+def _blend_of(spec: dict) -> OrientationBlend:
+    """The blend a spec describes: {"item": spec, "user": spec, "item_weight": 0..1}."""
+    weight = spec["item_weight"]
+    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight <= 1:
+        raise ValueError(f"the item network's weight must be from 0 to 1, not {weight!r}")
+    sides = [spec.get(side) for side in ("item", "user")]
+    if not all(isinstance(side, dict) and "item_weight" not in side for side in sides):
+        raise ValueError("a blend needs one network spec per orientation")
+    item, user = (build_model(side) for side in sides)
+    if item.kind != user.kind:
+        raise ValueError(f"a blend's networks are of one kind, not {item.kind} and {user.kind}")
+    return OrientationBlend(item, user, weight)
+
+
+def blend_weight(item: np.ndarray, user: np.ndarray, truth: np.ndarray) -> float:
+    """The item network's weight w in [0, 1] for which w * item + (1 - w) * user is closest to
+    ``truth`` in squared error (least squares in one unknown, clipped)."""
+    gap = item.astype(np.float64) - user
+    spread = float(gap @ gap)
+    if spread == 0:
+        return 1.0
+    return float(np.clip(gap @ (truth - user.astype(np.float64)) / spread, 0.0, 1.0))
 
 
 @torch.no_grad()

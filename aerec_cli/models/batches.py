@@ -12,10 +12,23 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from aerec_cli.data.splits import hold_out
+
 
 def oriented(matrix: sp.csr_matrix, orientation: str) -> sp.csr_matrix:
     """Rows are what the autoencoder reconstructs: items (I-AutoRec) or users (U-AutoRec)."""
     return matrix.T.tocsr() if orientation == "item" else matrix.tocsr()
+
+
+def validation_split(train: sp.csr_matrix, orientation: str, fraction: float, seed: int):
+    """(the ratings fitted, in ``orientation``; validation rows, cols, stars): each rating of
+    ``train`` (users x items) is held out with probability ``fraction``. The draw is over the
+    item-oriented matrix in either orientation, so the two networks of --orientation both are
+    judged on the same ratings, listed in the same order."""
+    fit, rows, cols, stars = hold_out(oriented(train, "item"), fraction, seed)
+    if orientation == "user":
+        return fit.T.tocsr(), cols, rows, stars
+    return fit, rows, cols, stars
 
 
 @dataclass

@@ -67,7 +67,9 @@ class Scorer:
 
     @property
     def orientation(self) -> str:
-        return self.run.config["orientation"]
+        """The layout the run is scored in: a blend of both orientations is served as an
+        item-oriented product (serving_file.py)."""
+        return "user" if self.run.config["orientation"] == "user" else "item"
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -165,8 +167,11 @@ class Scorer:
 
     @property
     def output_layer(self) -> tuple[np.ndarray, np.ndarray]:
-        """(weight, bias) of the output layer alone (without reading the other layers)."""
+        """(weight, bias) of the output layer alone (without reading the other layers); of a
+        blend of both orientations, the user factors that play its part."""
         self.require_stars("predict stars")
+        if "blend.user_weight" in self.arrays:
+            return self.arrays["blend.user_weight"], self.arrays["blend.user_bias"]
         if self._net is not None:
             return self._net.weights[-1], self._net.biases[-1]
         last = int(self.arrays.metadata["n_layers"]) - 1

@@ -18,6 +18,13 @@ not depend on the user:
   item row; user orientation: each item's row of the output layer), for ``similar``/``embed``;
 - ``ranker.*``: the ranker of a run that ranks (its network and EASE's item x item weights).
 
+A run trained with --orientation both is served in the item layout: its stars
+``w * (h_i . W[u] + b[u]) + (1 - w) * (g_u . V[i] + c[i])`` (h_i: the item network's last
+hidden layer of item i's row; g_u: the user network's of user u's; W, b and V, c: their
+output layers) are one product of an item factor [h_i, V[i], c[i]] (``item_hidden``) and a user
+factor [w W[u], (1 - w) g_u, 1 - w] (``blend.user_weight``) plus w b[u] (``blend.user_bias``).
+Its layers and ``item_code`` are the item network's.
+
 A run trained with --objective ranking has no autoencoder: its file holds everything above but
 the layers, ``item_hidden`` and ``item_code`` (its items' representation is the ranker's input
 table).
@@ -43,7 +50,7 @@ from aerec_cli.storage import atomic, run_store, verified
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
-    from aerec_cli.models.autoencoders import RatingAutoencoder
+    from aerec_cli.models.autoencoders import OrientationBlend, RatingAutoencoder
 
 FILENAME = "serving.safetensors"
 FORMAT = "1"
@@ -87,12 +94,14 @@ def _autoencoder_arrays(
     model: RatingAutoencoder, train: sp.csr_matrix, orientation: str
 ) -> dict[str, np.ndarray]:
     """The rating autoencoder's layers, and its item representation (see the module doc)."""
+    if _is_blend(model):
+        return _blend_arrays(model, train)
     net = Network.from_model(model)
     arrays = {}
     for k, (weight, bias) in enumerate(zip(net.weights, net.biases)):
         arrays[f"layer.{k}.weight"] = weight
         arrays[f"layer.{k}.bias"] = bias
-    if orientation == "item":
+    if orientation != "user":  # item, or both when only the item side was trained
         by_item = train.T.tocsr()
         by_item.sort_indices()
         code, hidden = net.from_first(net.first(by_item.indptr, by_item.indices, by_item.data))
@@ -101,6 +110,26 @@ def _autoencoder_arrays(
             arrays["item_code"] = np.ascontiguousarray(code, dtype=np.float32)
     else:
         arrays["item_code"] = np.ascontiguousarray(net.weights[-1], dtype=np.float32)
+    return arrays
+
+
+def _blend_arrays(blend: OrientationBlend, train: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """A blend of both orientations as one item-oriented product (see the module doc)."""
+    arrays = _autoencoder_arrays(blend.item, train, "item")
+    item_hidden = arrays["item_hidden"]
+    arrays.setdefault("item_code", item_hidden)  # the item network's code, for similar/embed
+    user_net = Network.from_model(blend.user)
+    _, user_hidden = user_net.from_first(user_net.first(train.indptr, train.indices, train.data))
+    weight = blend.item_weight
+    item_net = Network.from_model(blend.item)
+    item_out, item_bias = item_net.weights[-1], item_net.biases[-1]
+    arrays["item_hidden"] = np.hstack(
+        [item_hidden, user_net.weights[-1], user_net.biases[-1][:, None]]
+    ).astype(np.float32)
+    arrays["blend.user_weight"] = np.hstack(
+        [weight * item_out, (1 - weight) * user_hidden, np.full((len(item_out), 1), 1 - weight)]
+    ).astype(np.float32)
+    arrays["blend.user_bias"] = (weight * item_bias).astype(np.float32)
     return arrays
 
 
@@ -153,13 +182,14 @@ def save(
     from safetensors.numpy import save as to_bytes
 
     arrays = build(model, train, orientation)
+    layers = model.item if _is_blend(model) else model
     if ranker is not None:
         arrays.update(ranker_arrays(*ranker))
     metadata = {
         "format": FORMAT,
         "orientation": orientation,
-        "n_layers": "0" if model is None else str(len(model.encoder) + len(model.decoder) + 1),
-        "n_encoder": "0" if model is None else str(len(model.encoder)),
+        "n_layers": "0" if model is None else str(len(layers.encoder) + len(layers.decoder) + 1),
+        "n_encoder": "0" if model is None else str(len(layers.encoder)),
         "dataset_meta_sha256": dataset_meta_sha256,
         "weights_sha256": weights_sha256,
     }
@@ -307,8 +337,7 @@ def rebuild(
     cpu = torch.device("cpu")
     model = run.load_model(cpu) if run.has_model else None
     ranker = run.load_ranker(cpu) if run.has_ranker else None
-    expected = dataset.train.shape[1 if run.config["orientation"] == "user" else 0]
-    fits = (model is None or model.n_inputs == expected) and (
+    fits = (model is None or _fits(model, dataset.train.shape, run.config["orientation"])) and (
         ranker is None or ranker[0].n_items == dataset.train.shape[1]
     )
     if not fits:
@@ -330,3 +359,20 @@ def rebuild(
             f"written ({why}); the run is unchanged: {remedy}"
         ) from exc
     return Arrays(path)
+
+
+def _is_blend(model) -> bool:
+    """Whether ``model`` blends both orientations (imported here: it needs torch, which
+    scoring a saved file does not)."""
+    from aerec_cli.models.autoencoders import OrientationBlend
+
+    return isinstance(model, OrientationBlend)
+
+
+def _fits(model, shape: tuple[int, int], orientation: str) -> bool:
+    """Whether a run's rating model reads rows of a train split of ``shape`` (users x items):
+    an item-oriented network's input is a user count long, a user-oriented one's an item
+    count; a blend has one of each."""
+    if _is_blend(model):
+        return (model.item.n_inputs, model.user.n_inputs) == shape
+    return model.n_inputs == shape[1 if orientation == "user" else 0]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from aerec_cli.errors import AerecError
 from aerec_cli.storage import atomic, integrity, locks, paths, pin, verified
+from aerec_cli.training.config import ORIENTATIONS
 
 if TYPE_CHECKING:  # torch loads only where weights are read or written (fast `recommend`)
     import torch
@@ -427,7 +428,7 @@ def _config_problem(config) -> str | None:
         paths.check_name(dataset, "dataset")  # a hand-edited "../x" must not leave datasets/
     except AerecError as exc:
         return f"config.json: {exc.message}"
-    if config.get("orientation") not in ("item", "user"):
+    if config.get("orientation") not in ORIENTATIONS:
         return "config.json lacks the orientation"
     if not isinstance(config.get("kind"), str) or not isinstance(config.get("train"), dict):
         return "config.json lacks the kind or the training settings"

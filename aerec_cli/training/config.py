@@ -15,7 +15,8 @@ from typing import Any
 from aerec_cli.errors import AerecError
 from aerec_cli.models import kinds
 
-ORIENTATIONS = ("item", "user")
+# "both": an item-oriented and a user-oriented network, blended (training/ensemble.py).
+ORIENTATIONS = ("item", "user", "both")
 # What a run learns: star ratings ("rating": the kind's autoencoder), top-N lists ("ranking":
 # the ranker alone, models/ranker.py), or both (the default: `recommend` ranks by the ranker
 # and shows the stars).
@@ -35,6 +36,7 @@ AUTOENCODER_FLAGS = {
     "lr_patience": "--lr-patience",
     "val_fraction": "--val-fraction",
     "ensemble": "--ensemble",
+    "val_slices": "--val-slices",
 }
 # What a ranking-only run records of its settings (config.json "train"): the rest do not apply.
 RANKER_SETTINGS = ("seed", "objective", "rank_epochs")
@@ -79,6 +81,12 @@ def default_batch_size(n_ratings: int) -> int:
 # --hidden 500, validation RMSE of the first 1 to 5 members' mean: 0.8221, 0.8193, 0.8183,
 # 0.8179, 0.8177; metrics.json "val_rmse_by_members").
 MAX_MEMBERS = 20
+MEMBER_SEED_STEP = 1_000_003  # a prime: members' seeds stay apart for any run seed
+# --val-slices: whether an ensemble's members hold out the run's validation slice ("shared":
+# the ensemble's own validation RMSE is measured) or each its own ("own": together they fit
+# every training rating, which on ML-100K beat the shared slice; each side of --orientation
+# both then shares its slice with the other side's member of the same number).
+VAL_SLICES = ("shared", "own")
 
 
 def _rule(name: str, kind: type, low: float | None, high: float | None, **openness) -> kinds.Option:
@@ -139,6 +147,7 @@ class TrainConfig:
     # Rating networks trained with different initialisations on the same data and validation
     # slice; the run serves their mean (models/autoencoders.ensemble_of).
     ensemble: int = 1
+    val_slices: str = "shared"
     seed: int = 0
     objective: str = "both"
     rank_epochs: int = 100  # most ranker epochs; it stops early on validation NDCG@10
@@ -182,7 +191,9 @@ class TrainConfig:
             self._check_nothing_for_the_autoencoder()
         kind = kinds.get(self.kind)
         if self.orientation not in ORIENTATIONS:
-            raise AerecError(f"--orientation must be item or user, not {self.orientation!r}")
+            raise AerecError(f"--orientation must be item, user or both, not {self.orientation!r}")
+        if self.val_slices not in VAL_SLICES:
+            raise AerecError(f"--val-slices must be shared or own, not {self.val_slices!r}")
         for rule in NUMBERS:
             value = getattr(self, rule.name)
             if value is not None or rule.name not in ("weight_decay", "batch_size"):
@@ -246,6 +257,17 @@ class TrainConfig:
         """The batch size in force on ``n_ratings`` fitted ratings: the one given, else
         :func:`default_batch_size`."""
         return self.batch_size or default_batch_size(n_ratings)
+
+    def member_seed(self, member: int) -> int:
+        """The seed of an ensemble's member: the run's for the first, so a one-member
+        ensemble is the plain run, and distinct for the others. With --orientation both the
+        user side's members take the item side's seeds (member k of N: k mod N), so each
+        side's first member is the plain run of its orientation."""
+        return (self.seed + member % self.ensemble * MEMBER_SEED_STEP) % 2**32
+
+    def slice_seed(self, member: int) -> int:
+        """The seed of the validation slice ``member`` holds out (see VAL_SLICES)."""
+        return self.member_seed(member) if self.val_slices == "own" else self.seed
 
     @property
     def pretrain_epochs(self) -> int:

@@ -32,6 +32,7 @@ import torch
 
 from aerec_cli.errors import AerecError
 from aerec_cli.models import ease, kinds
+from aerec_cli.models.batches import oriented
 from aerec_cli.training import ranking
 from aerec_cli.training.config import TrainConfig
 
@@ -87,10 +88,12 @@ def needs(
 
 
 def check_fits(
-    config: TrainConfig, matrix: sp.csr_matrix, device: torch.device, *, n_items: int, processes=1
+    config: TrainConfig, train: sp.csr_matrix, device: torch.device, *, processes=1
 ) -> None:
-    """Refuse, before anything is allocated, a run that cannot fit in memory."""
-    parts = needs(config, matrix, n_items=n_items, processes=processes)
+    """Refuse, before anything is allocated, a run on ``train`` (users x items) that cannot
+    fit in memory."""
+    matrix = oriented(train, config.orientation)
+    parts = needs(config, matrix, n_items=train.shape[1], processes=processes)
     batch = config.batch(matrix.nnz)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)

@@ -22,11 +22,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from aerec_cli import __version__
-from aerec_cli.data.splits import hold_out
 from aerec_cli.errors import AerecError
 from aerec_cli.models import kinds
 from aerec_cli.models.autoencoders import RatingAutoencoder, build_model, predict_entries
-from aerec_cli.models.batches import SparseBatch, SparseRows, oriented, row_batches
+from aerec_cli.models.batches import SparseBatch, SparseRows, row_batches, validation_split
 from aerec_cli.scoring import serving_file
 from aerec_cli.storage import atomic, dataset_store, run_store
 from aerec_cli.training.config import RANKER_KIND, RANKER_ORIENTATION, TrainConfig
@@ -48,7 +47,6 @@ class FitResult:
 
 
 EpochCallback = Callable[[dict], None]
-MEMBER_SEED_STEP = 1_000_003  # a prime: members' seeds stay apart for any run seed
 
 
 def build_for(config: TrainConfig, n_inputs: int) -> RatingAutoencoder:
@@ -99,19 +97,20 @@ class Trainer:
         self.config, self.device, self.scale = config, device, rating_scale
         self.on_epoch, self.world = on_epoch, world or World()
         # An ensemble's members (training/ensemble.py) start from their own weights and
-        # shuffles; the validation slice below is the run's, the same for all of them.
+        # shuffles (config.member_seed), and hold out the run's validation slice or their own.
         self.member = member
-        seed = member_seed(config.seed, member or 0)
+        seed = config.member_seed(member or 0)
         torch.manual_seed(seed)
         self.generator = torch.Generator().manual_seed(seed)
-        matrix = oriented(train, config.orientation)
         # Refused before anything the size of the network is allocated.
-        check_fits(config, matrix, device, n_items=train.shape[1], processes=self.world.size)
-        fit_matrix, *self.validation = hold_out(matrix, config.val_fraction, config.seed)
+        check_fits(config, train, device, processes=self.world.size)
+        fit_matrix, *self.validation = validation_split(
+            train, config.orientation, config.val_fraction, config.slice_seed(member or 0)
+        )
         if fit_matrix.nnz == 0 or len(self.validation[2]) == 0:
             raise AerecError("too few training ratings to hold out a validation slice")
         self.batch_size = config.batch(fit_matrix.nnz)
-        self.model = build_for(config, matrix.shape[1]).to(device)
+        self.model = build_for(config, fit_matrix.shape[1]).to(device)
         self.inputs = SparseRows(fit_matrix, device)
         step = ObservedReconstruction(self.model)
         self.step = DistributedDataParallel(step) if self.world.active else step
@@ -211,12 +210,17 @@ class Trainer:
 
     def validation_rmse(self, model: RatingAutoencoder) -> float:
         """``model``'s RMSE on the validation slice, its inputs the ratings fitted."""
-        rows, cols, _ = self.validation
-        return self.validation_error(predict_entries(model, self.inputs, rows, cols))
+        return self.validation_error(self.validation_predictions(model))
 
-    def validation_error(self, predicted: np.ndarray) -> float:
-        """The RMSE of predictions at the validation slice, clipped to the rating scale."""
-        values = self.validation[2]
+    def validation_predictions(self, model: RatingAutoencoder) -> np.ndarray:
+        """``model``'s stars at the validation slice (unclipped), in the slice's order."""
+        rows, cols, _ = self.validation
+        return predict_entries(model, self.inputs, rows, cols)
+
+    def validation_error(self, predicted: np.ndarray, stars: np.ndarray | None = None) -> float:
+        """The RMSE of predictions at the validation slice (or of ``stars``), clipped to the
+        rating scale."""
+        values = self.validation[2] if stars is None else stars
         return float(np.sqrt(np.mean((np.clip(predicted, *self.scale) - values) ** 2)))
 
     def _record(self, row: dict) -> None:
@@ -295,12 +299,6 @@ class Trainer:
         self.epoch, self.best_epoch = info["epoch"], info["best_epoch"]
         self.best_rmse, self.history = info["best_rmse"], info["history"]
         self.seconds = info["seconds"]
-
-
-def member_seed(seed: int, member: int) -> int:
-    """The seed of an ensemble's member: the run's for the first, so a one-member ensemble
-    is the plain run, and distinct for the others."""
-    return (seed + member * MEMBER_SEED_STEP) % 2**32
 
 
 def fit(
@@ -583,7 +581,8 @@ def train(
 def _what(config: TrainConfig, resume: str | None) -> str:
     """What a training does, for the line before its progress bars."""
     if config.rates:
-        where = f"{config.kind} ({config.orientation}-based)"
+        based = "item- and user" if config.orientation == "both" else config.orientation
+        where = f"{config.kind} ({based}-based)"
         return f"resuming run {resume}" if resume else f"training {where}"
     if resume:
         return f"training the ranker of run {resume} again from its first epoch"

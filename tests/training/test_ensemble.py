@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -128,7 +130,7 @@ def test_the_cli_trains_evaluates_and_serves_an_ensemble(home):
             "cli-ens",
         )
     )
-    assert "for the mean of 2 networks" in trained.stdout
+    assert "for 2 networks' mean" in trained.stdout
     report = ok(run_cli(home, "evaluate", "--run", "cli-ens", "--format", "json")).json()
     assert report["rmse"] == run_store.load_run(home, "cli-ens").metrics["test"]["rmse"]
     listing = ok(run_cli(home, "recommend", "--run", "cli-ens", "--user", "42"))
@@ -138,3 +140,48 @@ def test_the_cli_trains_evaluates_and_serves_an_ensemble(home):
 @pytest.mark.parametrize("value", ["0", "21", "x"])
 def test_an_ensemble_out_of_range_is_a_clear_error(home, value):
     assert_clean_error(run_cli(home, "train", "--ensemble", value), "--ensemble")
+
+
+def test_with_own_slices_each_member_holds_out_its_own_and_sides_pair_up(home):
+    train = dataset_store.load(home).train
+    config = TrainConfig(hidden=[8], ensemble=3, val_slices="own", orientation="both")
+
+    def stars(member):
+        side = "item" if member < 3 else "user"
+        config_k = dataclasses.replace(config, orientation=side)
+        return session.Trainer(train, config_k, CPU, (1.0, 5.0), member=member).validation[2]
+
+    plain = session.Trainer(train, TrainConfig(hidden=[8]), CPU, (1.0, 5.0)).validation[2]
+    assert np.array_equal(stars(0), plain)  # the first member's slice is the run's
+    assert not np.array_equal(stars(1), stars(0))
+    # User member k + 3 holds out item member k's ratings, listed in the same order.
+    assert np.array_equal(stars(4), stars(1))
+
+
+def test_own_slices_report_each_networks_error_and_resume_exactly(home):
+    torch.set_num_threads(1)
+    config = TrainConfig(hidden=[16], epochs=6, patience=6, objective="rating", ensemble=3)
+    own = dataclasses.replace(config, val_slices="own")
+    shared, _ = session.train_run(home, config, CPU, run="slices-shared")
+    whole, _ = session.train_run(home, own, CPU, run="slices-own")
+    members = whole.metrics["members"]
+    assert members[0] == {
+        **shared.metrics["members"][0],
+        "train_seconds": members[0]["train_seconds"],
+    }
+    # No slice is unseen by the whole: the figure is each member's on its own slice, pooled.
+    pooled = np.sqrt(np.mean([m["val_rmse"] ** 2 for m in members]))
+    assert whole.metrics["val_rmse"] == pytest.approx(pooled, abs=2e-3)
+    assert "val_rmse_by_members" not in whole.metrics
+    seen = []
+    on_epoch = lambda row: seen.append((row.get("member"), row["epoch"]))  # noqa: E731
+    with pytest.raises(AerecError):
+        session.train_run(
+            home, own, CPU, run="slices-cut", on_epoch=on_epoch, stop=lambda: seen[-1] == (2, 3)
+        )
+    resumed, _ = session.resume_run(home, "slices-cut", CPU)
+    assert resumed.metrics["val_rmse"] == whole.metrics["val_rmse"]
+
+
+def test_unknown_val_slices_are_a_clear_error(home):
+    assert_clean_error(run_cli(home, "train", "--val-slices", "some"), "shared or own")

@@ -77,13 +77,13 @@ def test_an_ensemble_counts_its_members_and_their_mean(ingested_home):
 
 def test_a_gpu_run_is_checked_against_the_gpus_free_memory(ingested_home, monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (GB, 80 * GB))
-    train = oriented(dataset_store.load(ingested_home).train, "item")
+    train = dataset_store.load(ingested_home).train
     config = TrainConfig(kind="sparse", hidden=[10_000_000])
     with pytest.raises(AerecError, match="of memory on cuda:0 .* 1.0 GB is available"):
-        memory.check_fits(config, train, torch.device("cuda", 0), n_items=40)
+        memory.check_fits(config, train, torch.device("cuda", 0))
 
 
 def test_without_a_reading_of_memory_nothing_is_refused(ingested_home, monkeypatch):
     monkeypatch.setattr(memory, "available", lambda: None)
-    train = oriented(dataset_store.load(ingested_home).train, "item")
-    memory.check_fits(TrainConfig(hidden=[10**9]), train, torch.device("cpu"), n_items=40)
+    train = dataset_store.load(ingested_home).train
+    memory.check_fits(TrainConfig(hidden=[10**9]), train, torch.device("cpu"))
