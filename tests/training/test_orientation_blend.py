@@ -124,10 +124,11 @@ def test_the_cli_trains_evaluates_and_serves_both_orientations(home):
         run_cli(
             home,
             *("train", "--orientation", "both", "--ensemble", "2", "--epochs", "3"),
-            *("--objective", "rating", "--run", "cli-both"),
+            *("--val-slices", "own", "--objective", "rating", "--run", "cli-both"),
         )
     )
     assert "for the blend of the item-based networks" in trained.stdout
+    assert "each pair on its own slice" in trained.stdout
     run = run_store.load_run(home, "cli-both")
     assert len(run.metrics["members"]) == 4
     assert run.config["model"]["item"]["members"] == run.config["model"]["user"]["members"] == 2
