@@ -185,3 +185,25 @@ def test_own_slices_report_each_networks_error_and_resume_exactly(home):
 
 def test_unknown_val_slices_are_a_clear_error(home):
     assert_clean_error(run_cli(home, "train", "--val-slices", "some"), "shared or own")
+
+
+def test_an_ensemble_stopped_in_its_first_pretraining_is_saved_and_resumes(home):
+    torch.set_num_threads(1)
+    config = TrainConfig(
+        kind="stacked",
+        hidden=[8, 4],
+        epochs=3,
+        objective="rating",
+        ensemble=2,
+        options={"pretrain_epochs": 2},
+    )
+    whole, _ = session.train_run(home, config, CPU, run="pre-whole")
+    seen = []
+    with pytest.raises(AerecError):
+        session.train_run(
+            home, config, CPU, run="pre-cut", on_epoch=seen.append, stop=lambda: len(seen) == 1
+        )
+    assert seen[0]["phase"] == "pretrain"
+    assert run_store.load_run(home, "pre-cut").metrics["status"] == "interrupted"
+    resumed, _ = session.resume_run(home, "pre-cut", CPU)
+    assert resumed.metrics["val_rmse"] == whole.metrics["val_rmse"]
