@@ -144,8 +144,9 @@ class TrainConfig:
     patience: int = 20
     lr_patience: int = 10  # halve the step size after this many epochs without progress; 0: never
     val_fraction: float = 0.05
-    # Rating networks trained with different initialisations on the same data and validation
-    # slice; the run serves their mean (models/autoencoders.ensemble_of).
+    # Rating networks trained with different initialisations on the same data; the run serves
+    # their mean (models/autoencoders.ensemble_of). Each holds out the run's validation slice
+    # or its own (val_slices: VAL_SLICES).
     ensemble: int = 1
     val_slices: str = "shared"
     seed: int = 0
