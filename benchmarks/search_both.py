@@ -67,7 +67,8 @@ def val_slices(dataset, seed: int):
         model = trainer_for(rest, config, CPU, dataset.rating_scale, None, None).fit().model
         item = predict_entries(model.item, SparseRows(fit, CPU), rows, cols)
         user = predict_entries(model.user, SparseRows(rest, CPU), cols, rows)
-        blended = np.clip(model.item_weight * item + (1 - model.item_weight) * user, 1, 5)
+        weight = model.item_weight
+        blended = np.clip(weight * item + (1 - weight) * user, *dataset.rating_scale)
         yield f"--orientation both --ensemble 5 --val-slices {mode}", rmse(blended, stars)
 
 
