@@ -121,8 +121,8 @@ def _blend_arrays(blend: OrientationBlend, train: sp.csr_matrix) -> dict[str, np
     user_net = Network.from_model(blend.user)
     _, user_hidden = user_net.from_first(user_net.first(train.indptr, train.indices, train.data))
     weight = blend.item_weight
-    item_net = Network.from_model(blend.item)
-    item_out, item_bias = item_net.weights[-1], item_net.biases[-1]
+    last = len(blend.item.encoder) + len(blend.item.decoder)  # the item network's output layer
+    item_out, item_bias = arrays[f"layer.{last}.weight"], arrays[f"layer.{last}.bias"]
     arrays["item_hidden"] = np.hstack(
         [item_hidden, user_net.weights[-1], user_net.biases[-1][:, None]]
     ).astype(np.float32)

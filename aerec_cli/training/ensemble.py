@@ -67,6 +67,7 @@ class EnsembleTrainer:
         self.by_members: list[float] = []  # the first k members' mean's, once trained
         self.blend: dict | None = None  # --orientation both: the weight and each side's RMSE
         self._stars: dict[int, np.ndarray] = {}  # --val-slices own: each slice's stars
+        self.fitted = None  # the combined network, once every member is trained
 
     def member_config(self, member: int) -> TrainConfig:
         """The settings of ``member``: the run's, in its side's orientation."""
@@ -83,10 +84,10 @@ class EnsembleTrainer:
             self._start_member(len(self.done))
         members = [*self.done, result.model]  # the last with its best weights loaded
         validation = [*self.done_validation, self.current.validation_predictions(result.model)]
-        model = self._combined(members, validation)
+        self.fitted = self._combined(members, validation)
         if len(self.sides) == 1 and self.config.val_slices == "shared":
             self.by_members = self._validation_by_members(validation)
-        return FitResult(model, self.history, result.best_epoch, self.val_rmse, self.seconds)
+        return FitResult(self.fitted, self.history, result.best_epoch, self.val_rmse, self.seconds)
 
     def _finish_member(self, model: RatingAutoencoder) -> None:
         model.zero_grad(set_to_none=True)  # kept for its weights only
@@ -161,7 +162,10 @@ class EnsembleTrainer:
 
     def best_model(self):
         """The finished members and the one in training (if it has finished an epoch, or
-        nothing else has), combined as at the end."""
+        nothing else has), combined as at the end; once all are trained, what fit returned
+        (not a second copy of every member's weights)."""
+        if self.fitted is not None:
+            return self.fitted
         members, validation = list(self.done), list(self.done_validation)
         if self.current.has_best or not members:
             members.append(self.current.best_model())
@@ -170,12 +174,13 @@ class EnsembleTrainer:
 
     def summary(self) -> dict:
         """metrics.json: the whole's validation RMSE and each member's training."""
-        members = [*self.done_summaries, self.current.summary()]
+        current = self.current.summary()
+        members = [*self.done_summaries, current]
         if self.val_rmse is None and self.has_best:
             self.best_model()  # sets val_rmse
         return (
             {
-                **self.current.summary(),  # the member in training (or the last): its best epoch
+                **current,  # the member in training (or the last): its best epoch
                 "epochs_run": sum(member["epochs_run"] for member in members),
                 "val_rmse": None if self.val_rmse is None else round(self.val_rmse, 6),
                 "train_seconds": round(self.seconds, 3),
@@ -224,7 +229,8 @@ class EnsembleTrainer:
         best weights and inputs) is released first, so two are never held at once."""
         self.current = None
         train, _, *rest = self._start
-        self.current = Trainer(train, self.member_config(member), *rest, member=member)
+        config = self.member_config(member)
+        self.current = Trainer(train, config, *rest, member=member, members=self.n_members)
 
 
 def trainer_for(train: sp.csr_matrix, config: TrainConfig, device, rating_scale, on_epoch, world):

@@ -91,14 +91,16 @@ class Trainer:
         rating_scale: tuple[float, float],
         on_epoch: EpochCallback | None = None,
         world: World | None = None,
+        *,
         member: int | None = None,
+        members: int = 1,
     ):
         config.check()
         self.config, self.device, self.scale = config, device, rating_scale
         self.on_epoch, self.world = on_epoch, world or World()
         # An ensemble's members (training/ensemble.py) start from their own weights and
         # shuffles (config.member_seed), and hold out the run's validation slice or their own.
-        self.member = member
+        self.member, self.members = member, members  # members: how many the run trains
         seed = config.member_seed(member or 0)
         torch.manual_seed(seed)
         self.generator = torch.Generator().manual_seed(seed)

@@ -69,7 +69,7 @@ def stopped_error(
             else f"in pretraining, after epoch {pretraining.epoch} of layer {pretraining.layer + 1}"
         )
         if trainer.member is not None:
-            when += f" of member {trainer.member + 1} of {trainer.config.ensemble}"
+            when += f" of member {trainer.member + 1} of {trainer.members}"
         return AerecError(
             f"interrupted {when}; run {run} keeps it. Continue with: aerec train --resume {run}"
             if run

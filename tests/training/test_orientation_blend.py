@@ -101,10 +101,11 @@ def test_an_interrupted_blend_resumes_exactly(home, blended, member):
     seen = []
     on_epoch = lambda row: seen.append((row.get("member"), row["epoch"]))  # noqa: E731
     name = f"both-cut-{member}"
-    with pytest.raises(AerecError):
+    with pytest.raises(AerecError) as stopped:
         session.train_run(
             home, config, CPU, run=name, on_epoch=on_epoch, stop=lambda: seen[-1] == (member, 2)
         )
+    assert f"member {member} of 2" in stopped.value.message  # the item's, then the user's
     # Stopped on the item side, the saved network is the item network so far; on the user
     # side, the blend of the finished item network and the user network so far. Both serve.
     cut = run_store.load_run(home, name)
